@@ -35,7 +35,9 @@ def parse_strategy(strategy: str) -> tuple[str, ...]:
     ops = tuple(op for op in strategy.split("_") if op)
     unknown = [op for op in ops if op not in OPERATIONS]
     if unknown or not ops:
-        raise ValueError(f"unknown DSA operation(s) {unknown or strategy!r} in {strategy!r}; allowed: {'_'.join(OPERATIONS)}")
+        raise ValueError(
+            f"unknown DSA operation(s) {unknown or strategy!r} in {strategy!r}; allowed: {'_'.join(OPERATIONS)}"
+        )
     return ops
 
 
@@ -73,7 +75,13 @@ class DSA:
         self.ratio_crop_pad, self.ratio_cutout = ratio_crop_pad, ratio_cutout
         self.brightness, self.saturation, self.contrast = brightness, saturation, contrast
 
-    def sample(self, groups: int, image_size: tuple[int, int], device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> DSAParams:
+    def sample(
+        self,
+        groups: int,
+        image_size: tuple[int, int],
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+    ) -> DSAParams:
         """Draw one operation and ``groups`` parameter sets for it."""
         op = self.ops[int(torch.randint(len(self.ops), (1,), generator=generator))]
 
@@ -111,10 +119,16 @@ class DSA:
         """Augment each image with its own draw (the non-siamese mode used to train models)."""
         return self.apply(x, self.sample(x.shape[0], tuple(x.shape[-2:]), x.device, generator))
 
-    def siamese(self, batches: list[torch.Tensor], group_index: list[torch.Tensor], groups: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    def siamese(
+        self,
+        batches: list[torch.Tensor],
+        group_index: list[torch.Tensor],
+        groups: int,
+        generator: torch.Generator | None = None,
+    ) -> list[torch.Tensor]:
         """Augment several batches with shared per-group draws (real and synthetic alike)."""
         params = self.sample(groups, tuple(batches[0].shape[-2:]), batches[0].device, generator)
-        return [self.apply(x, params.expand(g)) for x, g in zip(batches, group_index)]
+        return [self.apply(x, params.expand(g)) for x, g in zip(batches, group_index, strict=True)]
 
     # --- operations: x is (N, C, H, W); v holds per-sample parameters -------------------------
     def _color(self, x, v):

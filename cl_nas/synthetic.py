@@ -24,6 +24,10 @@ FORMAT = "cl_nas.SyntheticSet"
 FORMAT_VERSION = 1
 
 
+def _shape(channels: int, size: tuple[int, int]) -> str:
+    return f"{channels}x{size[0]}x{size[1]}"
+
+
 class SyntheticSetError(ValueError):
     """A synthetic-set file is corrupted, foreign, or inconsistent with its metadata."""
 
@@ -33,7 +37,12 @@ def library_versions() -> dict[str, str]:
 
     import cl_nas
 
-    return {"cl_nas": cl_nas.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version()}
+    return {
+        "cl_nas": cl_nas.__version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+    }
 
 
 @dataclass
@@ -56,11 +65,21 @@ class SyntheticMeta:
 
     @property
     def info(self) -> DatasetInfo:
-        return DatasetInfo(self.dataset, self.channels, tuple(self.image_size), self.num_classes, tuple(self.mean), tuple(self.std))
+        return DatasetInfo(
+            self.dataset, self.channels, tuple(self.image_size), self.num_classes, tuple(self.mean), tuple(self.std)
+        )
 
     @classmethod
     def from_info(cls, info: DatasetInfo, **kwargs: Any) -> SyntheticMeta:
-        return cls(dataset=info.name, channels=info.channels, image_size=info.image_size, num_classes=info.num_classes, mean=info.mean, std=info.std, **kwargs)
+        return cls(
+            dataset=info.name,
+            channels=info.channels,
+            image_size=info.image_size,
+            num_classes=info.num_classes,
+            mean=info.mean,
+            std=info.std,
+            **kwargs,
+        )
 
 
 @dataclass
@@ -85,10 +104,18 @@ class SyntheticSet:
         """Check shapes, dtypes and labels against the metadata; raise :class:`SyntheticSetError`."""
         m = self.meta
         if not (torch.is_tensor(self.images) and self.images.ndim == 4 and self.images.is_floating_point()):
-            raise SyntheticSetError(f"images must be a 4-D float tensor, got {getattr(self.images, 'shape', type(self.images))}")
+            raise SyntheticSetError(
+                f"images must be a 4-D float tensor, got {getattr(self.images, 'shape', type(self.images))}"
+            )
         if tuple(self.images.shape[1:]) != (m.channels, *m.image_size):
-            raise SyntheticSetError(f"images have shape {tuple(self.images.shape[1:])} but metadata says {(m.channels, *m.image_size)}")
-        if not (torch.is_tensor(self.labels) and self.labels.dtype == torch.int64 and self.labels.shape == (self.images.shape[0],)):
+            raise SyntheticSetError(
+                f"images have shape {tuple(self.images.shape[1:])} but metadata says {(m.channels, *m.image_size)}"
+            )
+        if not (
+            torch.is_tensor(self.labels)
+            and self.labels.dtype == torch.int64
+            and self.labels.shape == (self.images.shape[0],)
+        ):
             raise SyntheticSetError("labels must be an int64 tensor with one label per image")
         if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= m.num_classes):
             raise SyntheticSetError(f"labels outside [0, {m.num_classes})")
@@ -97,10 +124,11 @@ class SyntheticSet:
 
     def check_compatible(self, channels: int, image_size: tuple[int, int]) -> None:
         """Raise a clear error if a model built for ``(channels, image_size)`` cannot take this set."""
-        if (self.meta.channels, tuple(self.meta.image_size)) != (channels, tuple(image_size)):
+        m = self.meta
+        if (m.channels, tuple(m.image_size)) != (channels, tuple(image_size)):
             raise SyntheticSetError(
-                f"synthetic set of {self.meta.dataset} has images {self.meta.channels}x{self.meta.image_size[0]}x{self.meta.image_size[1]} "
-                f"but the model expects {channels}x{image_size[0]}x{image_size[1]}; build the model for {self.meta.dataset}"
+                f"synthetic set of {self.meta.dataset} has {_shape(m.channels, m.image_size)} images but "
+                f"the model expects {_shape(channels, image_size)}; build the model for {self.meta.dataset}"
             )
 
     def to_dataset(self) -> TensorDataset:
@@ -142,11 +170,19 @@ class SyntheticSet:
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises many types for truncated or foreign files
-            raise SyntheticSetError(f"{str(path)!r} is not a readable synthetic-set file ({type(err).__name__}: {err}); re-create it with `cl-nas condense`") from err
+            raise SyntheticSetError(
+                f"{str(path)!r} is not a readable synthetic-set file ({type(err).__name__}: {err}); "
+                "re-create it with `cl-nas condense`"
+            ) from err
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise SyntheticSetError(f"{str(path)!r} is not a cl_nas synthetic set (no {FORMAT!r} marker); re-create it with `cl-nas condense`")
+            raise SyntheticSetError(
+                f"{str(path)!r} is not a cl_nas synthetic set (no {FORMAT!r} marker); "
+                "re-create it with `cl-nas condense`"
+            )
         if payload.get("format_version") != FORMAT_VERSION:
-            raise SyntheticSetError(f"{str(path)!r} has format version {payload.get('format_version')}, this cl_nas reads {FORMAT_VERSION}")
+            raise SyntheticSetError(
+                f"{str(path)!r} has format version {payload.get('format_version')}, this cl_nas reads {FORMAT_VERSION}"
+            )
         try:
             raw = json.loads(payload["meta_json"])
             raw["image_size"], raw["mean"], raw["std"] = tuple(raw["image_size"]), tuple(raw["mean"]), tuple(raw["std"])
@@ -165,7 +201,9 @@ class SyntheticSet:
             rows.append(ordered.images[ordered.labels == label][:max_per_class])
             width = max(width, rows[-1].shape[0])
         blank = torch.full((1, *rows[0].shape[1:]), float("nan")) if rows else None
-        padded = [torch.cat([r, blank.expand(width - r.shape[0], -1, -1, -1)]) if r.shape[0] < width else r for r in rows]
+        padded = [
+            torch.cat([r, blank.expand(width - r.shape[0], -1, -1, -1)]) if r.shape[0] < width else r for r in rows
+        ]
         grid = self.info.denormalize(torch.cat(padded)).nan_to_num(1.0).clamp(0, 1)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -75,7 +75,9 @@ def train_model(
     device = resolve_device(device)
     model.to(device).train()
     images, labels = images.to(device), labels.to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
     decay_epoch = int(config.epochs * config.decay_at)
     n = images.shape[0]
     for epoch in tqdm(range(config.epochs), desc="train", disable=not progress, leave=False):
@@ -99,7 +101,9 @@ def train_model(
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1024, device=None, bf16: bool = False) -> torch.Tensor:
+def predict_logits(
+    model: nn.Module, images: torch.Tensor, *, batch_size: int = 1024, device=None, bf16: bool = False
+) -> torch.Tensor:
     """Logits of ``model`` (in eval mode) for ``images``, batched, on the CPU as float32."""
     device = resolve_device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
@@ -162,6 +166,15 @@ def evaluate_protocol(
     for seed in tqdm(range(first_seed, first_seed + n_seeds), desc="eval seeds", disable=not progress, leave=False):
         torch.manual_seed(seed)
         net = build_model(model, info.channels, info.num_classes, info.image_size)
-        train_model(net, images, labels, config, augment=augment, device=device, generator=torch.Generator().manual_seed(seed), progress=progress)
+        train_model(
+            net,
+            images,
+            labels,
+            config,
+            augment=augment,
+            device=device,
+            generator=torch.Generator().manual_seed(seed),
+            progress=progress,
+        )
         result.accuracies.append(accuracy(net, test, bf16=config.bf16))
     return result

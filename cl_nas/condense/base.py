@@ -30,7 +30,9 @@ def check_ipc(train_set: ImageDataset, ipc: int) -> None:
         raise ValueError("the training set is empty: nothing to condense")
     smallest = min(counts, key=counts.get)
     if ipc > counts[smallest]:
-        raise ValueError(f"ipc={ipc} exceeds the {counts[smallest]} samples of class {smallest}; use ipc <= {counts[smallest]}")
+        raise ValueError(
+            f"ipc={ipc} exceeds the {counts[smallest]} samples of class {smallest}; use ipc <= {counts[smallest]}"
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -60,7 +62,11 @@ class Condenser(ABC):
             if cls is object or "__init__" not in vars(cls):
                 continue
             for name, p in inspect.signature(cls.__init__).parameters.items():
-                if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and name not in self.runtime_params:
+                if (
+                    name != "self"
+                    and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                    and name not in self.runtime_params
+                ):
                     params.setdefault(name, _plain(getattr(self, name)))
         return dict(sorted(params.items()))
 
@@ -91,5 +97,7 @@ class Condenser(ABC):
         return SyntheticSet(images.detach().float().cpu().contiguous(), labels.cpu().long(), meta)
 
     @abstractmethod
-    def _condense(self, train_set: ImageDataset, ipc: int, seed: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _condense(
+        self, train_set: ImageDataset, ipc: int, seed: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(images, labels)``; inputs are already validated and RNGs seeded."""

@@ -60,7 +60,15 @@ class _FeatureCoreset(Condenser):
         if self.train_epochs:
             idx = torch.randperm(len(train_set), generator=generator)[: self.train_samples]
             config = TrainConfig(epochs=self.train_epochs, bf16=self.device.type == "cpu")
-            train_model(net, train_set.images[idx], train_set.labels[idx], config, device=self.device, generator=generator, progress=self.progress)
+            train_model(
+                net,
+                train_set.images[idx],
+                train_set.labels[idx],
+                config,
+                device=self.device,
+                generator=generator,
+                progress=self.progress,
+            )
         return net
 
     @torch.inference_mode()

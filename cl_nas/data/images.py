@@ -65,7 +65,7 @@ class ImageDataset(Dataset):
 
     def class_counts(self) -> dict[int, int]:
         values, counts = torch.unique(self.labels, return_counts=True)
-        return dict(zip(values.tolist(), counts.tolist()))
+        return dict(zip(values.tolist(), counts.tolist(), strict=True))
 
     def class_indices(self, label: int) -> torch.Tensor:
         return torch.nonzero(self.labels == label, as_tuple=True)[0]

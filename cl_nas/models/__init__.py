@@ -8,13 +8,13 @@ or a :class:`ConvNetSpec`. Register a new architecture with :func:`register_mode
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Union
+from typing import Any
 
 from cl_nas.models.base import ClassifierNet, feature_dim
 from cl_nas.models.convnet import ConvNet, ConvNetSpec, convnet
 from cl_nas.models.zoo import MLP, VGG11, AlexNet, LeNet, ResNet18
 
-ModelSpec = Union[str, Mapping[str, Any], ConvNetSpec]
+ModelSpec = str | Mapping[str, Any] | ConvNetSpec
 ModelBuilder = Callable[..., ClassifierNet]
 
 _REGISTRY: dict[str, ModelBuilder] = {}

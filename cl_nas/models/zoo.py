@@ -13,7 +13,9 @@ from torch.nn import functional as F
 from cl_nas.models.base import ClassifierNet, feature_dim
 
 
-def _fit_head(model: ClassifierNet, channels: int, num_classes: int, image_size: tuple[int, int], hidden: tuple[int, ...] = ()) -> None:
+def _fit_head(
+    model: ClassifierNet, channels: int, num_classes: int, image_size: tuple[int, int], hidden: tuple[int, ...] = ()
+) -> None:
     try:
         dim = feature_dim(model.features, channels, image_size)
     except RuntimeError as err:
@@ -103,7 +105,11 @@ class VGG11(ClassifierNet):
                     size //= 2
                 continue
             pad = 3 if (i == 0 and channels == 1) else 1
-            layers += [nn.Conv2d(in_channels, v, 3, padding=pad), nn.GroupNorm(v, v, affine=True), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(in_channels, v, 3, padding=pad),
+                nn.GroupNorm(v, v, affine=True),
+                nn.ReLU(inplace=True),
+            ]
             in_channels = v
         layers.append(nn.AdaptiveAvgPool2d(1))
         self.features = nn.Sequential(*layers)

@@ -1,0 +1,29 @@
+# The two commands of the README. Each creates the environment when it is missing.
+#   make demo   -> the main job on the embedded digits dataset
+#   make test   -> lint + the test suite (what CI runs)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint env clean
+
+env: $(STAMP)
+
+# constraints.txt pins torch to the CPU wheel; without it pip may pull several GB of CUDA wheels.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cl-nas demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check cl_nas benchmarks tests
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,156 @@
+"""Condensation quality: method x dataset x IPC, under the papers' evaluation protocol.
+
+For every (method, dataset, ipc) it condenses the training split (condensation seed
+``--seed``), trains ``--eval-seeds`` fresh ConvNets on the result and tests each on the real
+test set. Rows land in ``benchmarks/results/condense_quality.csv`` as they finish; rerunning
+the same command skips finished rows (resume). A plot of accuracy vs IPC sits beside it.
+
+    python benchmarks/condense.py --datasets mnist fashionmnist --methods random herding kcenter \\
+        --ipcs 1 10 50 --eval-seeds 3 --eval-epochs 300
+
+``--speed`` instead times one DM step and one DC outer iteration against a straightforward
+implementation (see ``benchmarks/speed.py``) and writes ``condense_speed.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cl_nas  # noqa: F401  (makes torchvision importable first)
+from cl_nas.augment import DSA, default_strategy
+from cl_nas.condense import build_condenser
+from cl_nas.data import canonical_name, dataset_info, load_dataset
+from cl_nas.models import build_model, model_spec_string
+from cl_nas.results import ResultsTable
+from cl_nas.train import TrainConfig, evaluate_protocol
+from cl_nas.utils import machine_description, resolve_device
+
+RESULTS = Path(__file__).resolve().parent / "results"
+COLUMNS = [
+    "method", "dataset", "ipc", "acc_mean", "acc_std", "n_eval", "condense_seconds", "eval_epochs", "seed", "machine",
+    "model", "eval_augment", "eval_seconds", "accuracies", "command",
+]  # fmt: skip
+KEY = ["method", "dataset", "ipc", "seed", "model", "eval_epochs", "eval_augment"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", nargs="+", default=["mnist", "fashionmnist"])
+    p.add_argument("--methods", nargs="+", default=["random", "herding", "kcenter"])
+    p.add_argument("--ipcs", nargs="+", type=int, default=[1, 10, 50])
+    p.add_argument("--models", nargs="+", default=["convnet"], help="evaluation models (cross-architecture rows)")
+    p.add_argument("--eval-seeds", type=int, default=3)
+    p.add_argument("--eval-epochs", type=int, default=300)
+    p.add_argument("--augment", default="dsa", choices=["dsa", "none"], help="augmentation while training eval models")
+    p.add_argument("--seed", type=int, default=0, help="condensation seed")
+    p.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE", help="e.g. dm.iterations=2000")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=str(RESULTS / "condense_quality.csv"))
+    p.add_argument("--speed", action="store_true", help="run the speed benchmark instead")
+    return p.parse_args(argv)
+
+
+def method_params(items: list[str]) -> dict[str, dict]:
+    from cl_nas.cli import parse_params
+
+    per_method: dict[str, dict] = {}
+    for item in items:
+        method, dot, rest = item.partition(".")
+        if not dot:
+            raise ValueError(f"--param expects METHOD.KEY=VALUE, got {item!r}")
+        per_method.setdefault(method, {}).update(parse_params([rest]))
+    return per_method
+
+
+def plot(table_path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.read_csv(table_path)
+    df = df[df["model"] == "convnet"]
+    datasets = sorted(df["dataset"].unique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        sub = df[df["dataset"] == dataset]
+        for method, rows in sub.groupby("method"):
+            rows = rows.sort_values("ipc")
+            ax.errorbar(rows["ipc"], rows["acc_mean"], yerr=rows["acc_std"], marker="o", capsize=3, label=method)
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(sub["ipc"].unique()), labels=[str(i) for i in sorted(sub["ipc"].unique())])
+        ax.set_xlabel("images per class")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{dataset} (ConvNet-3)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    out = table_path.with_suffix(".png")
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.speed:
+        from speed import run_speed
+
+        run_speed(RESULTS / "condense_speed.csv")
+        return 0
+    datasets = [canonical_name(d) for d in args.datasets]
+    params = method_params(args.param)
+    condensers = {m: build_condenser(m, device=args.device, **params.get(m, {})) for m in args.methods}
+    for dataset in datasets:  # validate every spec against every dataset before any compute
+        info = dataset_info(dataset)
+        for spec in args.models:
+            build_model(spec, info.channels, info.num_classes, info.image_size)
+    if min(args.ipcs) < 1 or args.eval_seeds < 1 or args.eval_epochs < 1:
+        raise SystemExit("--ipcs, --eval-seeds and --eval-epochs must be positive")
+    command = "python benchmarks/condense.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    table = ResultsTable(args.out, COLUMNS, KEY)
+    machine = machine_description()
+    config = TrainConfig(epochs=args.eval_epochs, bf16=resolve_device(args.device).type == "cpu")
+    start = time.perf_counter()
+    for dataset in datasets:
+        splits = load_dataset(dataset, args.data_root)
+        augment = DSA(default_strategy(dataset)) if args.augment == "dsa" else None
+        for ipc in sorted(args.ipcs):
+            for method, condenser in condensers.items():
+                key = dict(method=method, dataset=dataset, ipc=ipc, seed=args.seed, eval_epochs=args.eval_epochs)
+                key["eval_augment"] = args.augment
+                todo = [m for m in args.models if not table.has(**key, model=model_spec_string(m))]
+                if not todo:
+                    continue
+                syn = condenser.condense(splits.train, ipc, seed=args.seed)
+                for model in todo:
+                    t0 = time.perf_counter()
+                    result = evaluate_protocol(
+                        syn.images, syn.labels, splits.test, model=model, n_seeds=args.eval_seeds,
+                        config=config, augment=augment, device=args.device,
+                    )  # fmt: skip
+                    row = {
+                        **key, "model": model_spec_string(model), "acc_mean": round(result.mean, 2),
+                        "acc_std": round(result.std, 2), "n_eval": args.eval_seeds,
+                        "condense_seconds": round(syn.meta.wall_seconds, 1), "machine": machine,
+                        "eval_seconds": round(time.perf_counter() - t0, 1),
+                        "accuracies": " ".join(f"{a:.2f}" for a in result.accuracies), "command": command,
+                    }  # fmt: skip
+                    table.append(row)
+                    print(
+                        f"{dataset:>12} {method:>8} ipc={ipc:<3} {row['model']:<10} {result}  "
+                        f"(condense {row['condense_seconds']} s, eval {row['eval_seconds']} s)",
+                        flush=True,
+                    )
+    plot(Path(args.out))
+    print(f"done in {time.perf_counter() - start:.0f} s on {machine}; table: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

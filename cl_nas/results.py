@@ -1,0 +1,61 @@
+"""Results tables: CSV files that grow one finished run at a time, so long studies resume.
+
+Each row is written as soon as its run finishes (atomically: temporary file, then rename),
+so a killed benchmark loses at most the run in progress, and rerunning the same command
+skips every run whose key columns are already in the table.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+class ResultsTable:
+    """A CSV of result rows identified by ``key_columns``; ``columns`` fixes the column order."""
+
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str], key_columns: Sequence[str]):
+        self.path = Path(path)
+        self.columns = list(columns)
+        self.key_columns = list(key_columns)
+        missing = set(self.key_columns) - set(self.columns)
+        if missing:
+            raise ValueError(f"key columns {sorted(missing)} are not among the table's columns")
+        if self.path.is_file():
+            self.frame = pd.read_csv(self.path)
+            extra = [c for c in self.frame.columns if c not in self.columns]
+            self.columns += extra  # keep columns written by other versions rather than drop data
+        else:
+            self.frame = pd.DataFrame(columns=self.columns)
+
+    def _key(self, row: Mapping[str, Any]) -> tuple[str, ...]:
+        return tuple(str(row[c]) for c in self.key_columns)
+
+    def has(self, **key: Any) -> bool:
+        """Whether a row with these key-column values is already recorded."""
+        if self.frame.empty:
+            return False
+        wanted = self._key(key)
+        return any(self._key(r) == wanted for r in self.frame[self.key_columns].astype(str).to_dict("records"))
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Add (or replace, by key) one row and rewrite the file atomically."""
+        unknown = set(row) - set(self.columns)
+        if unknown:
+            raise ValueError(f"row has columns {sorted(unknown)} that the table does not define")
+        keep = [self._key(r) != self._key(row) for r in self.frame[self.key_columns].astype(str).to_dict("records")]
+        self.frame = pd.concat([self.frame[keep], pd.DataFrame([row])], ignore_index=True)[self.columns]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+        os.close(fd)
+        try:
+            self.frame.to_csv(tmp, index=False)
+            os.replace(tmp, self.path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)

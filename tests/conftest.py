@@ -1,0 +1,35 @@
+"""Shared fixtures: real data from ../shared/data (or $CL_NAS_DATA), loaded once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import cl_nas  # noqa: F401  (first: makes torchvision importable on the CPU torch)
+from cl_nas.data import DATA_ENV_VAR, load_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = Path(os.environ.get(DATA_ENV_VAR) or SHARED_DATA)
+    if not (root / "MNIST" / "raw").is_dir():
+        pytest.fail(f"real MNIST not found under {root}; set {DATA_ENV_VAR} to the shared data folder")
+    return root
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def mnist(data_root):
+    return load_dataset("mnist", data_root)

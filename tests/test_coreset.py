@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from cl_nas.condense import available_methods, build_condenser
+from cl_nas.condense.coreset import HerdingCoreset
+
+
+def _rows_in(images, pool):
+    pool_rows = {tuple(r.tolist()) for r in pool.flatten(1)}
+    return all(tuple(r.tolist()) in pool_rows for r in images.flatten(1))
+
+
+@pytest.mark.parametrize("method", ["random", "herding", "kcenter"])
+def test_coreset_selects_ipc_real_images_per_class(method, digits):
+    options = {} if method == "random" else {"train_epochs": 1, "train_samples": 500}
+    syn = build_condenser(method, **options).condense(digits.train, ipc=5, seed=0)
+    assert syn.images.shape == (50, 1, 8, 8)
+    assert torch.bincount(syn.labels).tolist() == [5] * 10
+    assert _rows_in(syn.images, digits.train.images)
+    assert syn.meta.method == method
+
+
+def test_coresets_are_registered():
+    assert {"random", "herding", "kcenter"} <= set(available_methods())
+
+
+def test_random_is_seeded(digits):
+    a = build_condenser("random").condense(digits.train, 4, seed=3)
+    b = build_condenser("random").condense(digits.train, 4, seed=3)
+    c = build_condenser("random").condense(digits.train, 4, seed=4)
+    assert torch.equal(a.images, b.images) and not torch.equal(a.images, c.images)
+
+
+def test_herding_matches_the_class_mean_better_than_random(digits):
+    herding = HerdingCoreset(train_epochs=0)  # random-init features: selection logic alone
+    net = herding._feature_model(digits.train, torch.Generator().manual_seed(0))
+    feats = herding._embed(net, digits.train.images[digits.train.class_indices(0)])
+    picks = herding._select(feats, 5)
+    herd_gap = (feats[picks].mean(0) - feats.mean(0)).norm()
+    gen = torch.Generator().manual_seed(0)
+    random_gaps = [
+        (feats[torch.randperm(len(feats), generator=gen)[:5]].mean(0) - feats.mean(0)).norm() for _ in range(50)
+    ]
+    assert herd_gap < min(random_gaps)
+
+
+def test_kcenter_covers_better_than_random(digits):
+    kcenter = build_condenser("kcenter", train_epochs=0)
+    net = kcenter._feature_model(digits.train, torch.Generator().manual_seed(0))
+    feats = kcenter._embed(net, digits.train.images[digits.train.class_indices(1)])
+
+    def radius(idx):
+        return torch.cdist(feats, feats[idx]).min(1).values.max()
+
+    gen = torch.Generator().manual_seed(0)
+    assert radius(kcenter._select(feats, 5)) < min(
+        radius(torch.randperm(len(feats), generator=gen)[:5]) for _ in range(50)
+    )
+
+
+@pytest.mark.parametrize(
+    "ipc,match", [(0, "positive integer"), (-2, "positive integer"), (10_000, "exceeds the .* samples of class")]
+)
+def test_bad_ipc_is_rejected_before_compute(ipc, match, digits):
+    with pytest.raises(ValueError, match=match):
+        build_condenser("herding").condense(digits.train, ipc)
+
+
+def test_unknown_method_is_rejected():
+    with pytest.raises(ValueError, match="unknown condensation method 'magic'"):
+        build_condenser("magic")
+
+
+def test_cache_key_tracks_config_and_source(digits):
+    a = build_condenser("herding", train_epochs=1)
+    b = build_condenser("herding", train_epochs=2)
+    assert a.cache_key(digits.train, 10, 0) != b.cache_key(digits.train, 10, 0)
+    assert a.cache_key(digits.train, 10, 0) != a.cache_key(digits.val, 10, 0)
+    assert a.cache_key(digits.train, 10, 0) == build_condenser("herding", train_epochs=1, progress=True).cache_key(
+        digits.train, 10, 0
+    )
