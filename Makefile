@@ -22,7 +22,9 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check cl_nas benchmarks tests
 
+# the NAS tests start a throwaway PostgreSQL server: install its binaries when missing (apt-get)
 test: lint
+	scripts/ensure_postgres.sh
 	$(BIN)/python -m pytest -q
 
 clean:

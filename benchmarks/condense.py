@@ -101,7 +101,9 @@ def main(argv=None) -> int:
     if args.speed:
         from speed import run_speed
 
-        run_speed(RESULTS / "condense_speed.csv")
+        table = run_speed(data_root=args.data_root)
+        table.to_csv(RESULTS / "condense_speed.csv", index=False)
+        print(table.to_string(index=False))
         return 0
     datasets = [canonical_name(d) for d in args.datasets]
     params = method_params(args.param)

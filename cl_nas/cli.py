@@ -20,6 +20,7 @@ from cl_nas.augment import DSA, default_strategy
 from cl_nas.condense import available_methods, build_condenser
 from cl_nas.data import DATA_ENV_VAR, DatasetUnavailableError, available_datasets, canonical_name, load_dataset
 from cl_nas.models import build_model, model_spec_string
+from cl_nas.nas import command as nas_command
 from cl_nas.synthetic import SyntheticSet
 from cl_nas.train import TrainConfig, evaluate_protocol
 
@@ -99,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-seeds", type=int, default=3)
     p.add_argument("--out", default="runs/demo", help="folder for synthetic sets, PNGs and the results table")
     _add_common(p)
+
+    nas_command.add_parser(sub)
     return parser
 
 
@@ -182,7 +185,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"condense": cmd_condense, "evaluate": cmd_evaluate, "demo": cmd_demo}[args.command]
+    handlers = {"condense": cmd_condense, "evaluate": cmd_evaluate, "demo": cmd_demo, "nas": nas_command.run}
+    handler = handlers[args.command]
     try:
         return handler(args)
     except (ValueError, FileNotFoundError, DatasetUnavailableError) as err:

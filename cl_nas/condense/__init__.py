@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from cl_nas.condense.apm import APMCondenser
 from cl_nas.condense.base import Condenser, check_ipc
+from cl_nas.condense.cache import SyntheticCache
 from cl_nas.condense.coreset import HerdingCoreset, KCenterCoreset, RandomCoreset
+from cl_nas.condense.dc import DCCondenser, DSACondenser
+from cl_nas.condense.dm import DMCondenser
+from cl_nas.condense.iterative import CondensationDiverged, IterativeCondenser
 
 _REGISTRY: dict[str, type[Condenser]] = {}
 
@@ -28,14 +33,21 @@ def build_condenser(method: str, **config: Any) -> Condenser:
     return _REGISTRY[key](**config)
 
 
-for _cls in (RandomCoreset, HerdingCoreset, KCenterCoreset):
+for _cls in (RandomCoreset, HerdingCoreset, KCenterCoreset, DMCondenser, DCCondenser, DSACondenser, APMCondenser):
     register_condenser(_cls)
 
 __all__ = [
+    "APMCondenser",
+    "CondensationDiverged",
     "Condenser",
+    "DCCondenser",
+    "DMCondenser",
+    "DSACondenser",
     "HerdingCoreset",
+    "IterativeCondenser",
     "KCenterCoreset",
     "RandomCoreset",
+    "SyntheticCache",
     "available_methods",
     "build_condenser",
     "check_ipc",

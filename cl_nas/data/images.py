@@ -48,7 +48,12 @@ class ImageDataset(Dataset):
             raise ValueError(f"images of shape {tuple(images.shape)} do not match {info.name} {info.image_shape}")
         if labels.shape != (images.shape[0],):
             raise ValueError(f"{labels.shape[0]} labels for {images.shape[0]} images")
-        self.images = images.float()
+        images = images.float()
+        if images.stride() != images.new_empty(images.shape).stride():
+            # a size-1 channel dim can carry channels_last-like strides (numpy's x[:, None]); convs then
+            # run channels_last and GroupNorm ~10x slower, so store the plain NCHW layout
+            images = images.clone(memory_format=torch.contiguous_format)
+        self.images = images
         self.labels = labels.long()
         self.info = info
 

@@ -1,0 +1,57 @@
+"""A content-addressed cache of synthetic sets: ask twice, condense once.
+
+A result is filed under ``condenser.cache_key(train_set, ipc, seed)``, which hashes the source
+data, the method, its result-determining config, ipc and seed; runtime options (device, progress,
+checkpointing) are not part of it. Files are :class:`~cl_nas.synthetic.SyntheticSet` files, written
+atomically, so concurrent or interrupted writers never leave a half-written entry.
+
+The root is the ``root`` argument, else ``$CL_NAS_CACHE``, else ``~/.cache/cl_nas/synthetic``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from cl_nas.condense.base import Condenser
+from cl_nas.data import ImageDataset
+from cl_nas.synthetic import SyntheticSet, SyntheticSetError
+
+CACHE_ENV_VAR = "CL_NAS_CACHE"
+DEFAULT_CACHE_ROOT = Path.home() / ".cache" / "cl_nas" / "synthetic"
+
+
+def resolve_cache_root(root: str | os.PathLike | None = None) -> Path:
+    """``root``, else ``$CL_NAS_CACHE``, else ``~/.cache/cl_nas/synthetic`` (not created here)."""
+    return Path(root or os.environ.get(CACHE_ENV_VAR) or DEFAULT_CACHE_ROOT).expanduser()
+
+
+class SyntheticCache:
+    """Synthetic sets on disk, one ``<cache_key>.pt`` file each."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = resolve_cache_root(root)
+
+    def path(self, condenser: Condenser, train_set: ImageDataset, ipc: int, seed: int) -> Path:
+        return self.root / f"{condenser.cache_key(train_set, ipc, seed)}.pt"
+
+    def get(self, condenser: Condenser, train_set: ImageDataset, ipc: int, seed: int) -> SyntheticSet | None:
+        """The cached set, or None when absent (an unreadable entry is reported and treated as absent)."""
+        path = self.path(condenser, train_set, ipc, seed)
+        if not path.is_file():
+            return None
+        try:
+            return SyntheticSet.load(path)
+        except SyntheticSetError as err:
+            warnings.warn(f"ignoring a broken cache entry, it will be recomputed: {err}", stacklevel=2)
+            return None
+
+    def get_or_condense(self, condenser: Condenser, train_set: ImageDataset, ipc: int, seed: int = 0) -> SyntheticSet:
+        """The cached result of ``condenser.condense(train_set, ipc, seed)``, computing and storing it once."""
+        cached = self.get(condenser, train_set, ipc, seed)
+        if cached is not None:
+            return cached
+        result = condenser.condense(train_set, ipc, seed)
+        result.save(self.path(condenser, train_set, ipc, seed))
+        return result

@@ -1,0 +1,383 @@
+"""The engine shared by the learned condensers (DM, DC/DSA, APM): one loop, resume, divergence checks.
+
+A learned condenser holds the synthetic images as one leaf tensor updated by SGD (momentum 0.5 in
+all three papers) and runs ``iterations`` calls of its :meth:`IterativeCondenser.step`. Everything a
+step needs (the images and their optimizer, the real data indexed by class, the DSA augmenter, the
+random generator) travels in one :class:`CondenseRun`.
+
+Resume: with ``checkpoint_dir`` set, every ``checkpoint_every`` iterations the images, optimizer
+state, iteration count, loss history, RNG states (the explicit generator and torch's global one) and
+the method's own state are written atomically to ``<checkpoint_dir>/<cache_key>.ckpt``. The name is
+the result's content address (source-data hash, method, config, ipc, seed), so re-running the same
+call after a crash or ``kill -9`` resumes from the last checkpoint, and any other data, config, ipc or
+seed starts afresh. Every random draw comes from the saved RNG states, so a resumed run repeats the
+uninterrupted one (bit for bit on the same machine and thread count). The file is deleted when the
+run completes: the result itself belongs in :class:`~cl_nas.condense.cache.SyntheticCache`.
+
+Divergence: after every iteration the loss and the images must be finite, else
+:class:`CondensationDiverged` is raised *before* any checkpoint is written, so the last good one
+survives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import tempfile
+import warnings
+from abc import abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from cl_nas.augment import DSA, DSAParams, default_strategy, parse_strategy
+from cl_nas.condense.base import Condenser
+from cl_nas.data import DatasetInfo, ImageDataset
+from cl_nas.models import ModelSpec, build_model, model_spec_string
+from cl_nas.train import autocast
+
+INITS = ("real", "noise")
+CHECKPOINT_FORMAT = "cl_nas.condense.checkpoint"
+CHECKPOINT_VERSION = 1
+# On a CPU, forward/backward passes over real images run in chunks of this many samples: the
+# activations of a chunk stay in cache, which measured ~1.4-1.8x faster than 256-sample batches for
+# ConvNet-3 (GroupNorm, ReLU and pooling are memory-bound). GPUs take the whole batch at once.
+CPU_CHUNK = 32
+NetForward = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+
+
+def check_positive_int(name: str, value: Any, *, optional: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a positive integer (or None when ``optional``)."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer{' or None' if optional else ''}, got {value!r}")
+
+
+def logits(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return net(x)
+
+
+def embedding(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return net.embed(x)
+
+
+@functools.cache
+def _compiled(fn: NetForward) -> NetForward:
+    # the network is an argument, so dynamo treats its weights as inputs: fresh networks reuse the graph
+    return torch.compile(fn)
+
+
+class CondensationDiverged(RuntimeError):
+    """The loss or the synthetic images became NaN or infinite in (1-based) ``iteration``.
+
+    ``checkpoint`` is the last good checkpoint's path, or None when none was written.
+    """
+
+    def __init__(self, message: str, iteration: int, checkpoint: Path | None):
+        super().__init__(message)
+        self.iteration = iteration
+        self.checkpoint = checkpoint
+
+
+class RealData:
+    """The real training set on the device, indexed by class, for per-class batch sampling.
+
+    Classes are numbered by *group*: position ``g`` in ``classes`` (the sorted labels present),
+    so a training set holding only some classes (one continual-learning task) works unchanged.
+    """
+
+    def __init__(self, train_set: ImageDataset, device: torch.device):
+        self.images = train_set.images.to(device)
+        self.labels = train_set.labels.to(device)
+        self.classes = train_set.classes
+        self.device = device
+        self._indices = [train_set.class_indices(label) for label in self.classes]
+
+    def sample(self, per_class: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(images, labels, groups)``: up to ``per_class`` images of every class without replacement,
+        ordered by class (every group's samples are contiguous)."""
+        picks = [idx[torch.randperm(len(idx), generator=generator)[:per_class]] for idx in self._indices]
+        counts = torch.tensor([len(p) for p in picks], device=self.device)
+        index = torch.cat(picks).to(self.device)
+        groups = torch.repeat_interleave(torch.arange(len(picks), device=self.device), counts)
+        return self.images[index], self.labels[index], groups
+
+
+def group_mean(x: torch.Tensor, groups: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """Mean of the rows of ``x`` per group: ``(num_groups, *x.shape[1:])``."""
+    sums = x.new_zeros(num_groups, *x.shape[1:]).index_add_(0, groups, x)
+    counts = torch.bincount(groups, minlength=num_groups).clamp_min(1).to(x.dtype)
+    return sums / counts.view(-1, *([1] * (x.dim() - 1)))
+
+
+def group_slices(groups: torch.Tensor, num_groups: int) -> list[slice]:
+    """The contiguous row range of every group in a class-ordered batch."""
+    counts = torch.bincount(groups, minlength=num_groups).tolist()
+    starts = [sum(counts[:g]) for g in range(num_groups)]
+    return [slice(s, s + c) for s, c in zip(starts, counts, strict=True)]
+
+
+def chunks(n: int, size: int | None) -> Iterator[slice]:
+    """Consecutive slices covering ``range(n)``, ``size`` at a time (all at once when None)."""
+    size = size or max(n, 1)
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+@dataclass
+class CondenseRun:
+    """What the iterations of one condensation share."""
+
+    images: torch.Tensor  # (N, C, H, W) leaf being learned, class-ordered
+    labels: torch.Tensor  # (N,) int64 class labels
+    groups: torch.Tensor  # (N,) class position in ``real.classes``
+    optimizer: torch.optim.Optimizer
+    real: RealData
+    info: DatasetInfo
+    ipc: int
+    dsa: DSA | None
+    generator: torch.Generator
+    device: torch.device
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.real.classes)
+
+    @property
+    def chunk(self) -> int | None:
+        """Samples per forward pass over real data (see :data:`CPU_CHUNK`)."""
+        return CPU_CHUNK if self.device.type == "cpu" else None
+
+    def dsa_params(self) -> DSAParams | None:
+        """One siamese DSA draw per class for this step (None without DSA)."""
+        if self.dsa is None:
+            return None
+        return self.dsa.sample(self.num_groups, self.info.image_size, self.device, self.generator)
+
+    def augment(self, x: torch.Tensor, groups: torch.Tensor, params: DSAParams | None) -> torch.Tensor:
+        """Apply a class's shared draw to each of its samples: real and synthetic see the same one."""
+        return x if params is None else self.dsa.apply(x, params.expand(groups))
+
+    def augment_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """Independent draws per image (DSA's non-siamese mode), for training networks."""
+        return self.dsa(x, self.generator)
+
+    def update(self, loss: torch.Tensor) -> None:
+        """One SGD step of the images on ``loss``."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+
+class IterativeCondenser(Condenser):
+    """Base of learned condensers: initialise, iterate :meth:`step`, checkpoint, check for divergence.
+
+    ``init`` is ``"real"`` (random real images of each class, the papers' usual choice) or
+    ``"noise"`` (standard normal in normalised space). ``dsa_strategy`` is None for the paper's
+    default for the dataset (:func:`~cl_nas.augment.default_strategy`), ``"none"`` to disable DSA,
+    or an explicit strategy such as ``"color_crop_cutout"``. ``bf16`` runs forward and backward
+    passes under bf16 autocast (images, gradients and optimizer state stay float32).
+
+    ``compile=True`` runs the networks' passes through ``torch.compile`` where it can (not the
+    double backward of DC's synthetic side): one graph serves every freshly drawn network of the
+    architecture. In ``benchmarks/speed.py`` (MNIST, ipc 10, one CPU thread) it made DM steps 1.6x
+    and DC iterations 1.7x faster, after a one-off compilation of ~20-60 s on this 2-core machine, so
+    it pays off for runs of more than ~50 DM iterations; the tests and short runs leave it off.
+    Like ``device`` it changes how a result is computed, not what it is, and is not in cache keys.
+    """
+
+    runtime_params = Condenser.runtime_params | {"checkpoint_dir", "checkpoint_every", "compile"}
+
+    def __init__(
+        self,
+        *,
+        iterations: int,
+        lr_img: float,
+        momentum: float = 0.5,
+        init: str = "real",
+        model: ModelSpec = "convnet",
+        dsa_strategy: str | None = None,
+        bf16: bool = True,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int = 100,
+        compile: bool = False,
+        device: str | torch.device = "auto",
+        progress: bool = False,
+    ):
+        super().__init__(device=device, progress=progress)
+        check_positive_int("iterations", iterations)
+        check_positive_int("checkpoint_every", checkpoint_every)
+        if not lr_img > 0:
+            raise ValueError(f"lr_img must be > 0, got {lr_img}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
+        if dsa_strategy is not None and dsa_strategy.lower() != "none":
+            parse_strategy(dsa_strategy)  # raises ValueError naming the unknown operation
+        self.iterations, self.lr_img, self.momentum, self.init = iterations, lr_img, momentum, init
+        self.model = model_spec_string(model)  # canonical string: unknown models fail here, keys stay exact
+        self.dsa_strategy, self.bf16 = dsa_strategy, bf16
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.checkpoint_every, self.compile = checkpoint_every, compile
+        self.losses_: list[float] = []  # loss of every iteration of the last run (restored on resume)
+
+    # --- hooks for subclasses --------------------------------------------------------------------
+    @abstractmethod
+    def step(self, run: CondenseRun, iteration: int) -> float:
+        """Run one iteration (updating ``run.images`` through ``run.optimizer``); return its loss."""
+
+    def prepare(self, run: CondenseRun) -> None:
+        """Set-up before the first iteration of a fresh (not resumed) run; APM trains its teacher here."""
+
+    def method_state(self) -> dict[str, Any]:
+        """State carried across iterations besides the images, as tensors and plain values."""
+        return {}
+
+    def load_method_state(self, state: dict[str, Any], run: CondenseRun) -> None:
+        """Restore what :meth:`method_state` returned (called on resume instead of :meth:`prepare`)."""
+
+    # --- shared helpers --------------------------------------------------------------------------
+    def fresh_model(self, info: DatasetInfo) -> nn.Module:
+        """A randomly initialised network of the condenser's ``model`` spec, on the device, in train mode."""
+        return build_model(self.model, info.channels, info.num_classes, info.image_size).to(self.device).train()
+
+    def forward_fn(self, embed: bool = False) -> NetForward:
+        """``f(net, x)``: logits (or ``embed`` features) of ``net``, compiled when ``compile`` is on."""
+        fn = embedding if embed else logits
+        return _compiled(fn) if self.compile else fn
+
+    def for_training(self, net: nn.Module) -> nn.Module:
+        """``net`` to train with, through ``torch.compile`` when ``compile`` is on (same parameters)."""
+        return torch.compile(net) if self.compile else net
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on the device when the ``bf16`` option is on, else a no-op."""
+        return autocast(self.device, self.bf16)
+
+    def augmenter(self, info: DatasetInfo) -> DSA | None:
+        """The DSA augmenter for ``info``'s dataset, or None when disabled."""
+        strategy = self.dsa_strategy if self.dsa_strategy is not None else default_strategy(info.name)
+        return None if strategy.lower() == "none" else DSA(strategy)
+
+    def checkpoint_path(self, train_set: ImageDataset, ipc: int, seed: int) -> Path | None:
+        """Where this exact run checkpoints (None when checkpointing is off)."""
+        if self.checkpoint_dir is None:
+            return None
+        return self.checkpoint_dir / f"{self.cache_key(train_set, ipc, seed)}.ckpt"
+
+    def validate(self, train_set: ImageDataset, ipc: int) -> None:
+        if self.init == "real":
+            super().validate(train_set, ipc)  # ipc real images of every class must exist
+        elif isinstance(ipc, bool) or not isinstance(ipc, int) or ipc < 1 or len(train_set) == 0:
+            raise ValueError(f"ipc must be a positive integer and the training set non-empty, got ipc={ipc!r}")
+
+    # --- the loop --------------------------------------------------------------------------------
+    def _condense(self, train_set, ipc, seed, generator):
+        run = self.start_run(train_set, ipc, generator)
+        path = self.checkpoint_path(train_set, ipc, seed)
+        key = path.stem if path is not None else ""
+        done = self._resume(path, key, run) if path is not None and path.exists() else 0
+        if done == 0:
+            self.losses_ = []
+            self.prepare(run)
+        bar = tqdm(
+            range(done, self.iterations), initial=done, total=self.iterations, desc=self.name, disable=not self.progress
+        )
+        for it in bar:
+            loss = float(self.step(run, it))
+            if not math.isfinite(loss) or not bool(torch.isfinite(run.images).all()):
+                raise self._diverged(it, loss, path, done)
+            self.losses_.append(loss)
+            bar.set_postfix(loss=f"{loss:.4g}")
+            if path is not None and (it + 1) % self.checkpoint_every == 0 and it + 1 < self.iterations:
+                self._save_checkpoint(path, key, run, it + 1)
+                done = it + 1
+        if path is not None:
+            path.unlink(missing_ok=True)
+        return run.images.detach(), run.labels
+
+    def start_run(self, train_set: ImageDataset, ipc: int, generator: torch.Generator) -> CondenseRun:
+        """Initialise the synthetic images and their optimizer (also how benchmarks time single steps)."""
+        real = RealData(train_set, self.device)
+        info = train_set.info
+        groups = torch.arange(len(real.classes), device=self.device).repeat_interleave(ipc)
+        labels = torch.tensor(real.classes, device=self.device)[groups]
+        if self.init == "real":
+            images = real.sample(ipc, generator)[0].clone()
+        else:
+            images = torch.randn(len(groups), *info.image_shape, generator=generator).to(self.device)
+        images.requires_grad_(True)
+        optimizer = torch.optim.SGD([images], lr=self.lr_img, momentum=self.momentum)
+        dsa = self.augmenter(info)
+        return CondenseRun(images, labels, groups, optimizer, real, info, ipc, dsa, generator, self.device)
+
+    def _diverged(self, iteration: int, loss: float, path: Path | None, last_good: int) -> CondensationDiverged:
+        what = f"loss is {loss}" if not math.isfinite(loss) else "the synthetic images contain NaN or inf"
+        if path is None:
+            kept = "no checkpoint was kept (set checkpoint_dir to keep progress)"
+        elif last_good == 0:
+            kept = f"no checkpoint had been written yet (one every {self.checkpoint_every} iterations)"
+        else:
+            kept = f"the last good checkpoint, after iteration {last_good}, is kept at {str(path)!r}"
+        return CondensationDiverged(
+            f"{self.name} condensation diverged in iteration {iteration + 1} of {self.iterations}: {what}; {kept}. "
+            f"Lower the image learning rate (lr_img={self.lr_img}) and run again.",
+            iteration + 1,
+            path if path is not None and last_good > 0 else None,
+        )
+
+    # --- checkpoints -----------------------------------------------------------------------------
+    def _save_checkpoint(self, path: Path, key: str, run: CondenseRun, iteration: int) -> None:
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "key": key,
+            "iteration": iteration,
+            "images": run.images.detach().cpu(),
+            "optimizer": run.optimizer.state_dict(),
+            "losses": torch.tensor(self.losses_, dtype=torch.float64),
+            "rng_generator": run.generator.get_state(),
+            "rng_global": torch.get_rng_state(),
+            "method": self.method_state(),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint intact
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _resume(self, path: Path, key: str, run: CondenseRun) -> int:
+        """Load ``path`` into ``run``; return the iterations it completed (0: unusable, start afresh)."""
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises many types for truncated or foreign files
+            warnings.warn(f"ignoring unreadable checkpoint {str(path)!r} ({type(err).__name__}: {err})", stacklevel=3)
+            return 0
+        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or payload.get("key") != key:
+            warnings.warn(f"ignoring {str(path)!r}: not a checkpoint of this run", stacklevel=3)
+            return 0
+        if payload.get("version") != CHECKPOINT_VERSION or payload["images"].shape != run.images.shape:
+            warnings.warn(f"ignoring {str(path)!r}: written by another version of cl_nas", stacklevel=3)
+            return 0
+        with torch.no_grad():
+            run.images.copy_(payload["images"])
+        run.optimizer.load_state_dict(payload["optimizer"])
+        self.losses_ = payload["losses"].tolist()
+        self.load_method_state(payload["method"], run)
+        # RNG states last: restoring method state may build models, which draws from the global RNG
+        run.generator.set_state(payload["rng_generator"])
+        torch.set_rng_state(payload["rng_global"])
+        return int(payload["iteration"])

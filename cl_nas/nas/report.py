@@ -1,0 +1,185 @@
+"""The correlation report: proxy runs against the ground truth, as tables, a text summary and a plot.
+
+Files (under the output folder, rows keyed so that a rerun replaces its own rows):
+
+* ``nas_correlation.csv``: one row per proxy and seed: ``dataset, proxy, ipc, n_arch, spearman,
+  kendall, spearman_top10, top1_regret, speedup, seed, machine``;
+* ``nas_scores.csv``: one row per proxy, seed and architecture, proxy and full-data accuracy side
+  by side with their training times;
+* ``nas_report.md``: every statistic as mean ± std over seeds (also printed);
+* ``nas_scatter.png``: proxy vs full-data validation accuracy, one panel per proxy.
+
+``speedup`` is the ground truth's total training time over the proxy's, summed over the shared
+architectures (validation passes excluded on both sides; they are in ``nas_scores.csv``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from cl_nas.nas.correlation import Correlation, correlate, mean_std
+from cl_nas.nas.objective import ArchScore
+from cl_nas.results import ResultsTable
+
+CORRELATION_COLUMNS = [
+    "dataset", "proxy", "ipc", "n_arch", "spearman", "kendall", "spearman_top10", "top1_regret", "speedup", "seed",
+    "machine",
+]  # fmt: skip
+SCORE_COLUMNS = [
+    "dataset", "proxy", "ipc", "seed", "arch", "proxy_acc", "full_acc", "pruned", "proxy_epochs", "full_epochs",
+    "proxy_train_seconds", "proxy_eval_seconds", "full_train_seconds", "machine",
+]  # fmt: skip
+TARGETS = {"spearman": 0.8, "spearman_over_random": 0.1, "speedup": 20.0, "top1_regret": 0.5}
+
+
+@dataclass(frozen=True)
+class ProxyRun:
+    """The scores of one proxy (``name``, e.g. ``dm`` or ``earlystop``) with one seed."""
+
+    name: str
+    ipc: int | None
+    seed: int
+    epochs: int
+    scores: dict[str, ArchScore]
+
+
+@dataclass(frozen=True)
+class ProxyResult:
+    run: ProxyRun
+    correlation: Correlation
+    speedup: float
+
+
+def speedup(truth: dict[str, ArchScore], proxy: dict[str, ArchScore]) -> float:
+    """Ground-truth training seconds over proxy training seconds, summed over the shared architectures."""
+    common = set(truth) & set(proxy)
+    spent = sum(proxy[a].train_seconds for a in common)
+    return sum(truth[a].train_seconds for a in common) / spent if spent > 0 else math.nan
+
+
+def evaluate(truth: dict[str, ArchScore], runs: Sequence[ProxyRun]) -> list[ProxyResult]:
+    """Correlate every run with the ground truth."""
+    values = {a: s.value for a, s in truth.items()}
+    return [
+        ProxyResult(run, correlate({a: s.value for a, s in run.scores.items()}, values), speedup(truth, run.scores))
+        for run in runs
+    ]
+
+
+def write_tables(
+    out: Path, dataset: str, truth: dict[str, ArchScore], results: Sequence[ProxyResult], machine: str
+) -> None:
+    """Append (or replace) this run's rows in ``nas_correlation.csv`` and ``nas_scores.csv``."""
+    correlations = ResultsTable(out / "nas_correlation.csv", CORRELATION_COLUMNS, ["dataset", "proxy", "ipc", "seed"])
+    scores = ResultsTable(out / "nas_scores.csv", SCORE_COLUMNS, ["dataset", "proxy", "ipc", "seed", "arch"])
+    for result in results:
+        run, c = result.run, result.correlation
+        key = {"dataset": dataset, "proxy": run.name, "ipc": run.ipc, "seed": run.seed}
+        correlations.append(
+            {
+                **key,
+                "n_arch": c.n_arch,
+                "spearman": round(c.spearman, 4),
+                "kendall": round(c.kendall, 4),
+                "spearman_top10": round(c.spearman_top10, 4),
+                "top1_regret": round(c.top1_regret, 2),
+                "speedup": round(result.speedup, 1),
+                "machine": machine,
+            }
+        )
+        for arch in sorted(set(run.scores) & set(truth)):
+            p, t = run.scores[arch], truth[arch]
+            scores.append(
+                {
+                    **key,
+                    "arch": arch,
+                    "proxy_acc": round(p.value, 2),
+                    "full_acc": round(t.value, 2),
+                    "pruned": p.pruned,
+                    "proxy_epochs": p.epochs,
+                    "full_epochs": t.epochs,
+                    "proxy_train_seconds": round(p.train_seconds, 2),
+                    "proxy_eval_seconds": round(p.eval_seconds, 2),
+                    "full_train_seconds": round(t.train_seconds, 1),
+                    "machine": machine,
+                }
+            )
+
+
+def _label(run: ProxyRun) -> str:
+    budget = f"ipc {run.ipc}, " if run.ipc else ""
+    return f"{run.name} ({budget}{run.epochs} ep)"
+
+
+def format_report(results: Sequence[ProxyResult]) -> str:
+    """A markdown table, one line per proxy, every statistic as mean ± std over its seeds."""
+    stats = [f.name for f in fields(Correlation) if f.name != "n_arch"] + ["speedup"]
+    lines = [
+        "| proxy | seeds | n_arch | " + " | ".join(stats) + " |",
+        "|" + " --- |" * (len(stats) + 3),
+    ]
+    grouped: dict[str, list[ProxyResult]] = {}
+    for r in results:
+        grouped.setdefault(_label(r.run), []).append(r)
+    summary: dict[str, dict[str, float]] = {}
+    for label, group in grouped.items():
+        cells = []
+        for stat in stats:
+            mean, std = mean_std(r.speedup if stat == "speedup" else getattr(r.correlation, stat) for r in group)
+            summary.setdefault(group[0].run.name, {})[stat] = mean
+            cells.append("n/a" if math.isnan(mean) else f"{mean:.3g} ± {std:.2g}")
+        n_arch = "/".join(sorted({str(r.correlation.n_arch) for r in group}))
+        lines.append(f"| {label} | {len(group)} | {n_arch} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n" + _targets(results[0].run.name if results else "", summary)
+
+
+def _targets(main: str, summary: dict[str, dict[str, float]]) -> str:
+    """Check the main proxy's means against :data:`TARGETS` (the random-subset control when it ran)."""
+    if main not in summary:
+        return ""
+    m = summary[main]
+    checks = [
+        ("Spearman", m["spearman"], ">=", TARGETS["spearman"]),
+        ("speed-up", m["speedup"], ">=", TARGETS["speedup"]),
+        ("top-1 regret (points)", m["top1_regret"], "<=", TARGETS["top1_regret"]),
+    ]
+    if "random" in summary and main != "random":
+        gain = m["spearman"] - summary["random"]["spearman"]
+        checks.insert(1, ("Spearman gain over random subset", gain, ">=", TARGETS["spearman_over_random"]))
+    lines = [f"\nTargets for {main}:"]
+    for name, value, op, target in checks:
+        ok = value >= target if op == ">=" else value <= target
+        lines.append(f"  {name}: {value:.3g} (target {op} {target}) {'met' if ok else 'NOT met'}")
+    return "\n".join(lines) + "\n"
+
+
+def scatter_plot(path: Path, truth: dict[str, ArchScore], results: Sequence[ProxyResult]) -> Path:
+    """Proxy vs full-data validation accuracy, one panel per proxy; x is the mean (± std) over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grouped: dict[str, list[ProxyResult]] = {}
+    for r in results:
+        grouped.setdefault(_label(r.run), []).append(r)
+    fig, axes = plt.subplots(1, len(grouped), figsize=(4.2 * len(grouped), 4), squeeze=False)
+    for ax, (label, group) in zip(axes[0], grouped.items(), strict=True):
+        archs = sorted(set(truth).intersection(*(r.run.scores for r in group)))
+        xs = [mean_std(r.run.scores[a].value for r in group) for a in archs]
+        ax.errorbar(
+            [x[0] for x in xs], [truth[a].value for a in archs], xerr=[x[1] for x in xs], fmt="o", ms=4, alpha=0.7
+        )
+        rho = mean_std(r.correlation.spearman for r in group)
+        ax.set_title(f"{label}\nSpearman {rho[0]:.2f} ± {rho[1]:.2f}", fontsize=9)
+        ax.set_xlabel("proxy validation accuracy (%)")
+        ax.set_ylabel("full-data validation accuracy (%)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,285 @@
+"""The learned condensers (DM, DC, DSA, APM), their shared engine, resume and the synthetic-set cache.
+
+Everything runs on real data (scikit-learn digits) with a small ConvNet so the file stays fast.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from cl_nas.condense import (
+    APMCondenser,
+    CondensationDiverged,
+    DMCondenser,
+    DSACondenser,
+    RandomCoreset,
+    SyntheticCache,
+    available_methods,
+    build_condenser,
+)
+from cl_nas.condense.cache import CACHE_ENV_VAR
+from cl_nas.condense.dc import DCCondenser, dc_loops, gradient_distance
+from cl_nas.condense.iterative import group_slices, logits
+from cl_nas.models import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_NET = "convnet:width=16,depth=2"
+FAST = {
+    "dm": {"iterations": 4, "batch_real": 32, "model": SMALL_NET},
+    "dc": {"iterations": 2, "batch_real": 32, "outer_loop": 2, "inner_loop": 2, "model": SMALL_NET},
+    "dsa": {"iterations": 2, "batch_real": 32, "outer_loop": 2, "inner_loop": 2, "model": SMALL_NET},
+    "apm": {"iterations": 3, "teacher_epochs": 1, "student_epochs": 4, "checkpoints": 2, "model": SMALL_NET},
+}
+
+
+@pytest.mark.parametrize("method", sorted(FAST))
+def test_learned_method_returns_a_valid_synthetic_set(method, digits):
+    condenser = build_condenser(method, **FAST[method])
+    syn = condenser.condense(digits.train, ipc=3, seed=0)
+    assert syn.images.shape == (30, 1, 8, 8)
+    assert torch.bincount(syn.labels).tolist() == [3] * 10
+    assert torch.isfinite(syn.images).all()
+    assert syn.meta.method == method and syn.meta.ipc == 3
+    assert len(condenser.losses_) == FAST[method]["iterations"]
+
+
+def test_learned_methods_are_registered_with_their_augmentation_defaults():
+    assert {"dm", "dc", "dsa", "apm"} <= set(available_methods())
+    assert build_condenser("dc").get_config()["dsa_strategy"] == "none"
+    assert build_condenser("dsa").get_config()["dsa_strategy"] is None  # the dataset's default strategy
+
+
+def test_dm_moves_the_images_and_lowers_its_loss(digits):
+    condenser = DMCondenser(iterations=40, batch_real=64, model=SMALL_NET)
+    syn = condenser.condense(digits.train, ipc=5, seed=0)
+    init = RandomCoreset().condense(digits.train, ipc=5, seed=0)  # the same draw initialises DM
+    assert torch.equal(syn.labels, init.labels)
+    assert (syn.images - init.images).abs().mean() > 1e-2
+    losses = torch.tensor(condenser.losses_)
+    assert losses[-10:].mean() < 0.8 * losses[:10].mean()
+
+
+def test_a_task_with_some_classes_keeps_its_labels(digits):
+    train = digits.train
+    task = train.subset(torch.nonzero((train.labels == 3) | (train.labels == 7), as_tuple=True)[0])
+    syn = DMCondenser(**FAST["dm"]).condense(task, ipc=2, seed=0)
+    assert syn.labels.tolist() == [3, 3, 7, 7]
+
+
+# --- DC's distance and per-class gradients ---------------------------------------------------------
+def test_gradient_distance_is_zero_for_identical_gradients():
+    torch.manual_seed(0)
+    grads = [torch.randn(3, 4, 2, 3, 3), torch.randn(3, 4), torch.randn(3, 10, 8)]
+    assert gradient_distance(grads, [g.clone() for g in grads]).item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_gradient_distance_matches_a_hand_computed_value():
+    # one class; a 2x2 "linear" weight: row 0 identical (cos 1), row 1 orthogonal (cos 0)
+    syn = [torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]), torch.tensor([[5.0, -5.0]])]
+    real = [torch.tensor([[[2.0, 0.0], [3.0, 0.0]]]), torch.tensor([[1.0, 1.0]])]  # the bias counts 0
+    expected = (1 - 2 / (2 + 1e-6)) + (1 - 0 / (3 + 1e-6))
+    assert gradient_distance(syn, real).item() == pytest.approx(expected, abs=1e-6)
+    # conv weights compare per output channel over (in, kh, kw); classes add up
+    conv_syn = torch.tensor([1.0, 0.0, 0.0, 0.0]).view(1, 1, 1, 2, 2).repeat(2, 1, 1, 1, 1)
+    conv_real = torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 1, 2, 2).repeat(2, 1, 1, 1, 1)
+    cos = 1 / (1 * 2**0.5 + 1e-6)
+    assert gradient_distance([conv_syn], [conv_real]).item() == pytest.approx(2 * (1 - cos), abs=1e-6)
+
+
+def test_class_gradients_in_chunks_equal_whole_class_autograd(digits):
+    dc = DCCondenser(**FAST["dc"], bf16=False)
+    run = dc.start_run(digits.train, 3, torch.Generator().manual_seed(0))
+    net = dc.fresh_model(run.info)
+    params = list(net.parameters())
+    real, labels, groups = run.real.sample(20, run.generator)
+    slices = group_slices(groups, run.num_groups)
+    ours = dc._class_gradients(net, params, real, labels, slices, 7, logits)  # chunks of 7 cut every class
+    for c, sl in enumerate(slices):
+        expected = torch.autograd.grad(F.cross_entropy(net(real[sl]), labels[sl]), params)
+        for got, want in zip(ours, expected, strict=True):
+            torch.testing.assert_close(got[c], want, rtol=1e-4, atol=1e-6)
+
+
+def test_dc_loops_follow_the_reference_and_interpolate():
+    assert [dc_loops(i) for i in (1, 10, 50)] == [(1, 1), (10, 50), (50, 10)]
+    assert dc_loops(100) == (50, 10)
+    outer, inner = dc_loops(5)
+    assert 1 < outer < 10 and 1 < inner < 50
+
+
+# --- DSA ---------------------------------------------------------------------------------------------
+def test_siamese_dsa_shares_a_draw_within_a_class_only(digits):
+    dm = DMCondenser(**FAST["dm"], dsa_strategy="scale_rotate")
+    run = dm.start_run(digits.train, 2, torch.Generator().manual_seed(0))
+    image = run.images[:1].detach()
+    as_class = [torch.zeros(1, dtype=torch.long), torch.ones(1, dtype=torch.long)]
+    for _ in range(5):
+        params = run.dsa_params()
+        real_side = run.augment(image.clone(), as_class[0], params)
+        syn_side = run.augment(image, as_class[0], params)
+        other_class = run.augment(image, as_class[1], params)
+        assert torch.equal(real_side, syn_side)
+        assert not torch.equal(syn_side, other_class)
+
+
+# --- APM ---------------------------------------------------------------------------------------------
+def test_apm_soft_labels_and_a_given_teacher(digits):
+    teacher = build_model(SMALL_NET, 1, 10, (8, 8))
+    options = {k: v for k, v in FAST["apm"].items() if k != "teacher_epochs"}
+    apm = APMCondenser(teacher=teacher, **options)
+    syn = apm.condense(digits.train, ipc=2, seed=0)
+    soft = apm.soft_labels(syn)
+    assert soft.shape == (20, 10)
+    torch.testing.assert_close(soft.sum(1), torch.ones(20))
+    other = build_model(SMALL_NET, 1, 10, (8, 8))
+    assert apm.cache_key(digits.train, 2, 0) != APMCondenser(teacher=other, **options).cache_key(digits.train, 2, 0)
+
+
+def test_apm_chunks_accumulate_to_the_whole_batch_gradient(digits):
+    whole = APMCondenser(**FAST["apm"]).condense(digits.train, ipc=3, seed=1)
+    chunked = APMCondenser(**FAST["apm"], chunk_size=7).condense(digits.train, ipc=3, seed=1)
+    torch.testing.assert_close(chunked.images, whole.images, rtol=1e-4, atol=1e-4)
+
+
+def test_soft_labels_need_a_teacher():
+    with pytest.raises(RuntimeError, match="teacher"):
+        APMCondenser().soft_labels(torch.zeros(1, 1, 8, 8))
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "method, options, message",
+    [
+        ("dm", {"iterations": 0}, "iterations"),
+        ("dc", {"iterations": -3}, "iterations"),
+        ("dm", {"init": "zeros"}, "init"),
+        ("dsa", {"dsa_strategy": "color_blur"}, "blur"),
+        ("apm", {"chunk_size": 0}, "chunk_size"),
+        ("apm", {"chunk_size": -1}, "chunk_size"),
+        ("dm", {"model": "transformer"}, "transformer"),
+    ],
+)
+def test_bad_configuration_is_rejected_at_construction(method, options, message):
+    with pytest.raises(ValueError, match=message):
+        build_condenser(method, **options)
+
+
+def test_ipc_beyond_a_class_needs_noise_init(digits):
+    small = digits.train.subset(torch.cat([digits.train.class_indices(c)[:4] for c in range(10)]))
+    with pytest.raises(ValueError, match="ipc=5 exceeds"):
+        DMCondenser(**FAST["dm"]).condense(small, ipc=5)
+    syn = DMCondenser(**FAST["dm"], init="noise").condense(small, ipc=5)
+    assert syn.images.shape == (50, 1, 8, 8)
+
+
+# --- divergence --------------------------------------------------------------------------------------
+def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(digits, tmp_path):
+    dm = DMCondenser(**{**FAST["dm"], "iterations": 10}, lr_img=1e30, checkpoint_dir=tmp_path, checkpoint_every=1)
+    with pytest.raises(CondensationDiverged, match="Lower the image learning rate") as caught:
+        dm.condense(digits.train, ipc=2, seed=0)
+    err = caught.value
+    assert "diverged in iteration" in str(err) and err.checkpoint is not None and err.checkpoint.is_file()
+    saved = torch.load(err.checkpoint, weights_only=True)
+    assert saved["iteration"] == err.iteration - 1
+    assert torch.isfinite(saved["images"]).all()
+
+
+# --- resume ------------------------------------------------------------------------------------------
+class CountingDM(DMCondenser):
+    """DM that counts its steps and condense calls (same name and config, so the same cache key)."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.steps = self.calls = 0
+
+    def step(self, run, iteration):
+        self.steps += 1
+        return super().step(run, iteration)
+
+    def _condense(self, train_set, ipc, seed, generator):
+        self.calls += 1
+        return super()._condense(train_set, ipc, seed, generator)
+
+
+RESUME = {"iterations": 300, "batch_real": 16, "model": "convnet:width=8,depth=1"}
+
+
+def test_resume_after_kill_9_continues_from_the_checkpoint(digits, tmp_path):
+    options = {**RESUME, "checkpoint_dir": str(tmp_path), "checkpoint_every": 10}
+    code = (
+        f"import torch; torch.set_num_threads({torch.get_num_threads()})\n"
+        "from cl_nas.data import load_dataset\n"
+        "from cl_nas.condense import DMCondenser\n"
+        f"DMCondenser(**{options!r}).condense(load_dataset('digits').train, 2, seed=1)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("*.ckpt")):
+        assert proc.poll() is None, f"the condensation ended before a checkpoint: {proc.stderr.read().decode()}"
+        assert time.monotonic() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    (checkpoint,) = tmp_path.glob("*.ckpt")
+    saved = torch.load(checkpoint, weights_only=True)["iteration"]
+    assert 0 < saved < RESUME["iterations"]
+
+    resumed = CountingDM(**options)
+    assert checkpoint == resumed.checkpoint_path(digits.train, 2, 1)
+    result = resumed.condense(digits.train, 2, seed=1)
+    assert resumed.steps == RESUME["iterations"] - saved  # resumed, not restarted
+    assert not checkpoint.exists()  # removed on completion
+    uninterrupted = DMCondenser(**RESUME).condense(digits.train, 2, seed=1)
+    assert torch.equal(result.images, uninterrupted.images)
+    assert len(resumed.losses_) == RESUME["iterations"]
+
+
+def test_a_different_config_ignores_a_foreign_checkpoint(digits, tmp_path):
+    first = DMCondenser(**FAST["dm"], checkpoint_dir=tmp_path)
+    other = DMCondenser(**{**FAST["dm"], "lr_img": 0.5}, checkpoint_dir=tmp_path)
+    assert first.checkpoint_path(digits.train, 2, 0) != other.checkpoint_path(digits.train, 2, 0)
+    assert first.checkpoint_path(digits.train, 2, 0) != first.checkpoint_path(digits.train, 2, 1)
+
+
+# --- cache -------------------------------------------------------------------------------------------
+def test_cache_condenses_once(digits, tmp_path):
+    cache = SyntheticCache(tmp_path)
+    condenser = CountingDM(**FAST["dm"])
+    first = cache.get_or_condense(condenser, digits.train, 2, seed=0)
+    second = cache.get_or_condense(condenser, digits.train, 2, seed=0)
+    assert condenser.calls == 1
+    assert torch.equal(first.images, second.images) and second.meta.method == "dm"
+    cache.get_or_condense(condenser, digits.train, 2, seed=1)  # another seed is another entry
+    assert condenser.calls == 2 and len(list(tmp_path.glob("*.pt"))) == 2
+    runtime_only = CountingDM(**FAST["dm"], progress=True, checkpoint_every=7)  # same result, same entry
+    cache.get_or_condense(runtime_only, digits.train, 2, seed=0)
+    assert runtime_only.calls == 0
+
+
+def test_cache_root_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(CACHE_ENV_VAR, str(tmp_path / "elsewhere"))
+    assert SyntheticCache().root == tmp_path / "elsewhere"
+    assert SyntheticCache(tmp_path).root == tmp_path
+
+
+def test_cache_recomputes_a_broken_entry(digits, tmp_path):
+    cache = SyntheticCache(tmp_path)
+    condenser = CountingDM(**FAST["dm"])
+    cache.path(condenser, digits.train, 2, 0).write_bytes(b"not a synthetic set")
+    with pytest.warns(UserWarning, match="broken cache entry"):
+        syn = cache.get_or_condense(condenser, digits.train, 2, seed=0)
+    assert condenser.calls == 1 and syn.images.shape == (20, 1, 8, 8)
+
+
+def test_dsa_and_dc_differ_in_cache_key(digits):
+    dc, dsa = DCCondenser(**FAST["dc"]), DSACondenser(**FAST["dsa"])
+    assert dc.cache_key(digits.train, 1, 0) != dsa.cache_key(digits.train, 1, 0)

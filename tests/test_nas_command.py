@@ -1,0 +1,90 @@
+import argparse
+import importlib.util
+import socket
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cl_nas.condense import build_condenser
+from cl_nas.nas.command import configure_parser, run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location("nas_benchmark", REPO / "benchmarks" / "nas.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _args(tmp_path, *argv):
+    base = ["--dataset", "digits", "--storage", f"sqlite:///{tmp_path / 'nas.db'}", "--cache", str(tmp_path / "c")]
+    return configure_parser(argparse.ArgumentParser()).parse_args([*base, "--out", str(tmp_path / "out"), *argv])
+
+
+def test_tiny_study_end_to_end_with_pruning_and_report(tmp_path, capsys):
+    argv = ["--proxy", "random", "--ipc", "5", "--epochs", "3", "--trials", "6", "--pruner", "median"]
+    argv += ["--report-every", "1", "--controls", "earlystop", "--seeds", "0", "1", "--space", "width=32"]
+    assert run(_args(tmp_path, *argv)) == 0  # no ground truth yet: the proxy's ranking only
+    assert "no correlation report" in capsys.readouterr().out
+    assert run(_args(tmp_path, *argv, "--ground-truth", "--gt-archs", "6", "--gt-epochs", "1")) == 0
+    out = capsys.readouterr().out
+    assert "[ground truth] complete 6/6" in out and "[random s0] complete" not in out  # proxies resumed, not rerun
+    assert "| random (ipc 5, 3 ep) | 2 | 6 |" in out and "| earlystop (ipc 5, 1 ep) | 2 | 6 |" in out
+    correlation = pd.read_csv(tmp_path / "out" / "nas_correlation.csv")
+    assert list(correlation.columns) == [
+        "dataset", "proxy", "ipc", "n_arch", "spearman", "kendall", "spearman_top10", "top1_regret", "speedup",
+        "seed", "machine",
+    ]  # fmt: skip
+    assert sorted(zip(correlation.proxy, correlation.seed, strict=True)) == [
+        ("earlystop", 0), ("earlystop", 1), ("random", 0), ("random", 1)
+    ]  # fmt: skip
+    assert (correlation.n_arch == 6).all() and (correlation.speedup > 0).all()
+    scores = pd.read_csv(tmp_path / "out" / "nas_scores.csv")
+    assert len(scores) == 4 * 6 and set(scores.full_epochs) == {1}
+    assert (tmp_path / "out" / "nas_scatter.png").stat().st_size > 10_000
+    assert (tmp_path / "out" / "nas_report.md").read_text().startswith("# NAS proxy correlation: digits")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--trials", "0"], "--trials must be a positive integer, got 0"),
+        (["--trials", "-3"], "--trials must be a positive integer"),
+        (["--epochs", "0"], "--epochs must be a positive integer"),
+        (["--space", "depth="], "leaves dimension 'depth' without choices: the space is empty"),
+        (["--space", "norm=batch,foo"], "contradictory.*norm 'foo' is unknown"),
+        (["--space", "depth=4", "--space", "pool=avg,max"], "no architecture of convnet.* can process 1x8x8"),
+        (["--space", "kernel=3"], r"no dimension\(s\) \['kernel'\]"),
+        (["--trials", "601"], "--trials 601 exceeds the 600 architectures that fit digits"),
+        (["--proxy", "magic"], "unknown proxy 'magic'"),
+        (["--proxy", "dm", "--param", "bogus=1"], "proxy 'dm'.*bogus"),
+        (["--controls", "earlystop", "--ipc", "100", "--epochs", "20"], "earlystop .* needs 20000 samples"),
+    ],
+)
+def test_bad_input_is_a_clear_error_before_any_work(tmp_path, argv, message):
+    with pytest.raises(ValueError, match=message):
+        run(_args(tmp_path, *argv))
+    assert not (tmp_path / "c").exists()  # nothing was condensed
+
+
+def test_unreachable_storage_masks_the_password(tmp_path, capsys):
+    url = f"postgresql://nas:hunter2-pw@127.0.0.1:{_closed_port()}/nas"
+    argv = ["--dataset", "digits", "--storage", url, "--out", str(tmp_path)]
+    assert _load_benchmark().main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nas: error: storage postgresql://nas:***@127.0.0.1:") and "hunter2" not in err
+
+
+def test_a_proxy_set_of_other_images_is_rejected(tmp_path, mnist):
+    path = build_condenser("random").condense(mnist.train, 1, seed=0).save(tmp_path / "mnist.pt")
+    with pytest.raises(ValueError, match="has 1x28x28 images but the model expects 1x8x8"):
+        run(_args(tmp_path, "--proxy-set", str(path), "--controls"))
