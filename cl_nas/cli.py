@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from cl_nas.augment import DSA, default_strategy
+from cl_nas.cl import command as cl_command
 from cl_nas.condense import available_methods, build_condenser
 from cl_nas.data import DATA_ENV_VAR, DatasetUnavailableError, available_datasets, canonical_name, load_dataset
 from cl_nas.models import build_model, model_spec_string
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="folder for synthetic sets, PNGs and the results table")
     _add_common(p)
 
+    cl_command.add_parser(sub)
     nas_command.add_parser(sub)
     return parser
 
@@ -185,7 +187,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"condense": cmd_condense, "evaluate": cmd_evaluate, "demo": cmd_demo, "nas": nas_command.run}
+    handlers = {"condense": cmd_condense, "evaluate": cmd_evaluate, "demo": cmd_demo}
+    handlers.update(cl=cl_command.run, nas=nas_command.run)
     handler = handlers[args.command]
     try:
         return handler(args)

@@ -1,0 +1,51 @@
+"""Class-incremental learning with condensed replay: the study behind ``benchmarks/results/cl.csv``.
+
+The same library code as ``cl-nas cl`` (:mod:`cl_nas.cl.command`) with the full study as defaults:
+Split-MNIST and Split-Fashion-MNIST (5 experiences of 2 classes), experience replay and GDumb-style
+training with Avalanche's class-balanced and herding buffers and DC/DSA/DM/APM condensed buffers at
+1, 10 and 20 images per class (equal bytes), naive and joint bounds, over 5 seeded class orders.
+Rows land in the CSV as each case finishes; per-run state under ``runs/cl-benchmark/`` lets
+the same command resume after a crash; a plot of accuracy per experience sits beside the CSV.
+
+    python benchmarks/cl.py                        # the full study (hours on a CPU: see the README)
+    python benchmarks/cl.py --benchmarks split-digits --orders 2 --out /tmp/cl.csv   # a quick check
+
+Every ``cl-nas cl`` option works here, e.g. ``--param dm.iterations=500`` or ``--buffers dm dm@uint8``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cl_nas  # noqa: F401  (makes torchvision importable first)
+from cl_nas.cl.command import add_arguments, run
+from cl_nas.data import DatasetUnavailableError
+
+RESULTS = Path(__file__).resolve().parent / "results"
+STUDY = {
+    "benchmarks": ["split-mnist", "split-fmnist"],
+    "strategies": ["naive", "joint", "replay", "gdumb"],
+    "buffers": ["class-balanced", "herding", "dc", "dsa", "dm", "apm"],
+    "mem_per_class": [1, 10, 20],
+    "orders": 5,
+    "out": str(RESULTS / "cl.csv"),
+    "runs": "runs/cl-benchmark",  # per-run state (resume), not committed
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    parser.set_defaults(**STUDY)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError, DatasetUnavailableError) as err:
+        print(f"benchmarks/cl.py: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Class-incremental learning with condensed replay, on Avalanche.
+
+Building blocks (Avalanche extended by composition, never by editing its loops):
+
+* :class:`CondensedBuffer`: a storage policy whose memory is condensed, one group per experience;
+* :class:`GDumbStylePlugin`: train from scratch on the memory alone at every experience;
+* :class:`TrainProtocolPlugin`, :class:`AutocastPlugin`: cl_nas's training protocol inside Avalanche;
+* :class:`ResumableBuffer`: any storage policy, rebuilt exactly after a crash;
+* :func:`build_memory` / :func:`build_strategy`: buffers and strategies by name;
+* :func:`make_scenario`: the registered benchmarks (Split-MNIST, Split-FMNIST, Split-CIFAR, split-digits);
+* :func:`run_cases`: the resumable study runner behind ``cl-nas cl`` and ``benchmarks/cl.py``.
+
+Names are imported on first use: importing Avalanche takes seconds, and ``cl_nas.cli`` imports
+:mod:`cl_nas.cl.command` (which needs none of it until it runs) on every invocation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BufferSpec": "cl_nas.cl.buffers",
+    "available_buffers": "cl_nas.cl.buffers",
+    "build_memory": "cl_nas.cl.buffers",
+    "parse_buffer": "cl_nas.cl.buffers",
+    "CondensedBuffer": "cl_nas.cl.condensed_buffer",
+    "SyntheticGroup": "cl_nas.cl.condensed_buffer",
+    "CLCase": "cl_nas.cl.config",
+    "CLSettings": "cl_nas.cl.config",
+    "CasePlan": "cl_nas.cl.config",
+    "plan_case": "cl_nas.cl.config",
+    "GDumbStylePlugin": "cl_nas.cl.gdumb",
+    "PRECISIONS": "cl_nas.cl.precision",
+    "bytes_per_image": "cl_nas.cl.precision",
+    "decode": "cl_nas.cl.precision",
+    "encode": "cl_nas.cl.precision",
+    "images_in_budget": "cl_nas.cl.precision",
+    "AutocastPlugin": "cl_nas.cl.protocol",
+    "TrainProtocolPlugin": "cl_nas.cl.protocol",
+    "ResumableBuffer": "cl_nas.cl.resumable",
+    "run_cases": "cl_nas.cl.runner",
+    "run_order": "cl_nas.cl.runner",
+    "BENCHMARKS": "cl_nas.cl.scenarios",
+    "BenchmarkSpec": "cl_nas.cl.scenarios",
+    "available_benchmarks": "cl_nas.cl.scenarios",
+    "benchmark_spec": "cl_nas.cl.scenarios",
+    "check_class_incremental": "cl_nas.cl.scenarios",
+    "check_class_order": "cl_nas.cl.scenarios",
+    "class_order": "cl_nas.cl.scenarios",
+    "make_scenario": "cl_nas.cl.scenarios",
+    "STRATEGIES": "cl_nas.cl.strategies",
+    "build_strategy": "cl_nas.cl.strategies",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'cl_nas.cl' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

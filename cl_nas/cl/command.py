@@ -1,0 +1,141 @@
+"""``cl-nas cl``: class-incremental learning with condensed replay, as a resumable study.
+
+``add_parser(subparsers)`` registers the subcommand, ``run(args)`` runs it; ``benchmarks/cl.py`` uses the
+same two pieces with the full study as defaults. The defaults here are the short demo on the embedded
+digits (about 80 s on one CPU thread): experience replay and GDumb-style training with class-balanced,
+herding, DM and DM-stored-as-uint8 buffers at the bytes of 10 fp32 images per class, one class order.
+
+Every case (benchmark x strategy x buffer x memory) is validated before anything trains; each run
+keeps per-experience state, so rerunning the same command after a crash resumes, and rows already
+in the results table are skipped. Heavy imports (Avalanche) happen in :func:`run`, so the rest of the
+CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = "class-incremental learning with condensed replay buffers (Avalanche)"
+TEACHER_BUFFER = "apm-teacher"  # GDumb-style training has no learner trained on the experience to teach
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``cl-nas cl`` (also used by ``benchmarks/cl.py``, which changes the defaults)."""
+    p.add_argument(
+        "--benchmarks", nargs="+", default=["split-digits"],
+        help="split-digits, split-digits-xy, split-mnist, split-fmnist, split-cifar10-{5,10}, split-cifar100-{5,10}",
+    )  # fmt: skip
+    p.add_argument(
+        "--strategies", nargs="+", default=["replay", "gdumb"],
+        help="replay (Naive+ReplayPlugin), gdumb (from scratch on the memory), naive and joint (bounds, no buffer)",
+    )  # fmt: skip
+    p.add_argument(
+        "--buffers", nargs="+", default=["class-balanced", "herding", "dm", "dm@uint8"],
+        help="reservoir, class-balanced, herding (Avalanche), a condensation method (dc, dsa, dm, apm, ...), "
+        "apm-teacher; condensed ones take @fp16 or @uint8 for reduced-precision storage",
+    )  # fmt: skip
+    p.add_argument(
+        "--mem-per-class", nargs="+", type=int, default=[10],
+        help="memory budgets, in fp32 images per class (bytes are what is compared)",
+    )  # fmt: skip
+    p.add_argument("--mem-bytes", type=int, default=None, help="one memory budget in bytes instead of --mem-per-class")
+    p.add_argument(
+        "--budget", default="per-class", choices=["per-class", "shared"],
+        help="per-class: each class its fixed share from the start (DM paper); shared: the seen classes share it all, "
+        "older groups shrink as classes arrive (Avalanche's adaptive size)",
+    )  # fmt: skip
+    p.add_argument("--orders", type=int, default=1, help="seeded class orders to repeat over (seeds 0..N-1)")
+    p.add_argument("--class-order", default=None, help="one explicit class order instead, e.g. 3,1,4,0,5,9,2,6,8,7")
+    p.add_argument("--model", default=None, help="learner model spec (default: the benchmark's)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per experience (default: the benchmark's)")
+    p.add_argument("--memory-epochs", type=int, default=None, help="gdumb: epochs on the memory per experience")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="default: on for CPU")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="METHOD.KEY=VALUE", help="condenser option: dm.iterations=500"
+    )
+    p.add_argument("--out", default="runs/cl/results.csv", help="results table (CSV); the plot goes beside it")
+    p.add_argument("--runs", default=None, help="per-run state folders (default: runs/ beside --out)")
+    p.add_argument("--cache", default=None, help="synthetic-set cache (default: $CL_NAS_CACHE, else ~/.cache/cl_nas)")
+    p.add_argument("--no-plot", action="store_true", help="skip the accuracy-per-experience PNG")
+    p.add_argument("--data-root", default=None, help="dataset folder (default: $CL_NAS_DATA)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``cl`` on the CLI's subparsers and return its parser."""
+    description = f"{DESCRIPTION}; the defaults are a short demo on the embedded digits. Rerunning resumes."
+    p = subparsers.add_parser("cl", help=DESCRIPTION, description=description)
+    add_arguments(p)
+    return p
+
+
+def _condense_params(items: list[str]) -> dict[str, dict[str, Any]]:
+    from cl_nas.cli import parse_params  # here: cl_nas.cli imports this module
+
+    per_method: dict[str, dict[str, Any]] = {}
+    for item in items:
+        method, dot, rest = item.partition(".")
+        if not dot:
+            raise ValueError(f"--param expects METHOD.KEY=VALUE, got {item!r}")
+        per_method.setdefault(method.lower(), {}).update(parse_params([rest]))
+    return per_method
+
+
+def _class_order(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(c) for c in text.split(","))
+    except ValueError as err:
+        raise ValueError(f"--class-order expects comma-separated class ids, got {text!r}") from err
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the study described by ``args``; print its rows; return 0 (bad input raises ``ValueError``)."""
+    from cl_nas.cl.config import CLCase, CLSettings
+    from cl_nas.cl.plot import plot_accuracy
+    from cl_nas.cl.runner import run_cases
+    from cl_nas.cl.strategies import MEMORY_STRATEGIES
+
+    if args.orders < 1:
+        raise ValueError(f"--orders must be a positive integer, got {args.orders}")
+    out = Path(args.out)
+    settings = CLSettings(
+        order_seeds=tuple(range(args.orders)), class_order=_class_order(args.class_order), model=args.model,
+        epochs=args.epochs, memory_epochs=args.memory_epochs, batch_size=args.batch_size, lr=args.lr, bf16=args.bf16,
+        mem_bytes=args.mem_bytes, budget=args.budget, condense_params=_condense_params(args.param), device=args.device,
+        data_root=args.data_root, cache_dir=args.cache, run_root=str(args.runs or out.parent / "runs"),
+    )  # fmt: skip
+    mems = [0] if args.mem_bytes is not None else args.mem_per_class
+    memories = [(buffer, mem) for buffer in args.buffers for mem in mems]
+    cases = [
+        CLCase(benchmark, strategy, buffer, mem)
+        for benchmark in args.benchmarks
+        for strategy in args.strategies
+        for buffer, mem in (memories if strategy in MEMORY_STRATEGIES else [("none", 0)])
+        if not (strategy == "gdumb" and buffer.startswith(TEACHER_BUFFER))
+    ]
+    if "gdumb" in args.strategies and any(b.startswith(TEACHER_BUFFER) for b in args.buffers):
+        print(f"{TEACHER_BUFFER} needs the learner trained on the experience: run with replay only")
+    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])  # recorded in the table, for the reader
+    rows = run_cases(cases, settings, out, command=command)
+    _print_rows(rows)
+    print(f"results: {out}")
+    if not args.no_plot:
+        print(f"plot: {plot_accuracy(out)}")
+    return 0
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    table["final_acc"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(table.final_acc_mean, table.final_acc_std, strict=True)]
+    columns = ["benchmark", "strategy", "buffer", "mem_per_class", "n_orders", "final_acc", "avg_incremental_acc",
+               "forgetting", "condense_seconds", "train_seconds"]  # fmt: skip
+    print(table[columns].to_string(index=False))
