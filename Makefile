@@ -1,5 +1,5 @@
 # The two commands of the README. Each creates the environment when it is missing.
-#   make demo   -> the main job on the embedded digits dataset
+#   make demo   -> the main job: a short condensed-replay class-incremental run on the embedded digits
 #   make test   -> lint + the test suite (what CI runs)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cl-nas demo
+	$(BIN)/cl-nas cl
 
 lint: $(STAMP)
 	$(BIN)/ruff check cl_nas benchmarks tests

@@ -2,15 +2,18 @@
 
 The same library code as ``cl-nas cl`` (:mod:`cl_nas.cl.command`) with the full study as defaults:
 Split-MNIST and Split-Fashion-MNIST (5 experiences of 2 classes), experience replay and GDumb-style
-training with Avalanche's class-balanced and herding buffers and DC/DSA/DM/APM condensed buffers at
-1, 10 and 20 images per class (equal bytes), naive and joint bounds, over 5 seeded class orders.
+training with Avalanche's class-balanced and herding buffers, DC/DSA/DM/APM condensed buffers, APM
+taught by the learner (replay only) and DM stored as uint8, at the bytes of 1, 10 and 20 fp32 images
+per class, naive and joint bounds, over 5 seeded class orders, condensers at the benchmarks' CPU budgets.
 Rows land in the CSV as each case finishes; per-run state under ``runs/cl-benchmark/`` lets
 the same command resume after a crash; a plot of accuracy per experience sits beside the CSV.
 
-    python benchmarks/cl.py                        # the full study (hours on a CPU: see the README)
+    python benchmarks/cl.py --data-root ../shared/data      # the full study (days on a 2-core CPU: see the README)
     python benchmarks/cl.py --benchmarks split-digits --orders 2 --out /tmp/cl.csv   # a quick check
 
 Every ``cl-nas cl`` option works here, e.g. ``--param dm.iterations=500`` or ``--buffers dm dm@uint8``.
+Processes running in parallel (e.g. one per benchmark) need separate ``--out`` tables: each rewrites its
+whole table, so two writers of one file would drop each other's rows. Merge the CSVs afterwards.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 STUDY = {
     "benchmarks": ["split-mnist", "split-fmnist"],
     "strategies": ["naive", "joint", "replay", "gdumb"],
-    "buffers": ["class-balanced", "herding", "dc", "dsa", "dm", "apm"],
+    "buffers": ["class-balanced", "herding", "dc", "dsa", "dm", "apm", "apm-teacher", "dm@uint8"],
     "mem_per_class": [1, 10, 20],
     "orders": 5,
     "out": str(RESULTS / "cl.csv"),

@@ -1,20 +1,18 @@
 """Command-line interface: ``cl-nas`` / ``python -m cl_nas``.
 
 Subcommands: ``condense`` (dataset -> synthetic set file), ``evaluate`` (synthetic set ->
-test accuracy under the papers' protocol) and ``demo`` (the main job on the embedded
-``digits`` dataset). Every argument is validated before any long computation starts.
+test accuracy under the papers' protocol), ``cl`` (class-incremental learning with condensed
+replay; with no options, the main job on the embedded ``digits``) and ``nas`` (proxy NAS).
+Every argument is validated before any long computation starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from cl_nas.augment import DSA, default_strategy
 from cl_nas.cl import command as cl_command
@@ -95,13 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_args(p)
     _add_common(p)
 
-    p = sub.add_parser("demo", help="the main job on the embedded digits dataset (no download)")
-    p.add_argument("--ipc", type=int, default=10)
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--eval-seeds", type=int, default=3)
-    p.add_argument("--out", default="runs/demo", help="folder for synthetic sets, PNGs and the results table")
-    _add_common(p)
-
     cl_command.add_parser(sub)
     nas_command.add_parser(sub)
     return parser
@@ -151,43 +142,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    splits = load_dataset("digits")
-    out = Path(args.out)
-    rows = []
-    for method in ("random", "herding", "kcenter"):
-        start = time.perf_counter()
-        syn = build_condenser(method, device=args.device).condense(splits.train, args.ipc, seed=0)
-        syn.save(out / f"{method}.pt")
-        syn.save_png(out / f"{method}.png")
-        result = evaluate_protocol(
-            syn.images,
-            syn.labels,
-            splits.test,
-            n_seeds=args.eval_seeds,
-            config=TrainConfig(epochs=args.epochs),
-            device=args.device,
-            progress=True,
-        )
-        rows.append(
-            {
-                "method": method,
-                "ipc": args.ipc,
-                "acc_mean": round(result.mean, 2),
-                "acc_std": round(result.std, 2),
-                "seconds": round(time.perf_counter() - start, 1),
-            }
-        )
-    table = pd.DataFrame(rows)
-    table.to_csv(out / "results.csv", index=False)
-    print(table.to_string(index=False))
-    print(f"wrote {out}/results.csv and one PNG per method")
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"condense": cmd_condense, "evaluate": cmd_evaluate, "demo": cmd_demo}
+    handlers = {"condense": cmd_condense, "evaluate": cmd_evaluate}
     handlers.update(cl=cl_command.run, nas=nas_command.run)
     handler = handlers[args.command]
     try:

@@ -100,19 +100,20 @@ def test_condensed_sets_are_reused_across_strategies_and_finished_rows_are_skipp
     assert not list(replay_run.glob("*.pt"))  # resume state is dropped once the run is done
 
 
-def _cl_command(out: Path) -> list[str]:
+def _cl_command(out: Path, cache: Path) -> list[str]:
+    # a shared budget: resuming must replay the condensation (from the cache) and the learner-dependent shrinking
     return [
         sys.executable, str(REPO / "benchmarks" / "cl.py"), "--benchmarks", "split-digits", "--strategies", "replay",
-        "--buffers", "class-balanced", "--mem-per-class", "4", "--orders", "1", "--model", MODEL, "--epochs", "30",
-        "--batch-size", "64", "--no-bf16", "--out", str(out / "cl.csv"), "--runs", str(out / "runs"),
-        "--cache", str(out / "cache"), "--no-plot",
+        "--buffers", "dm", "--budget", "shared", "--mem-per-class", "4", "--orders", "1", "--model", MODEL,
+        "--epochs", "30", "--batch-size", "64", "--no-bf16", "--param", "dm.iterations=20",
+        "--out", str(out / "cl.csv"), "--runs", str(out / "runs"), "--cache", str(cache), "--no-plot",
     ]  # fmt: skip
 
 
 def test_a_run_killed_mid_stream_resumes_to_the_uninterrupted_result(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    killed, reference = tmp_path / "killed", tmp_path / "reference"
-    process = subprocess.Popen(_cl_command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    killed, reference, cache = tmp_path / "killed", tmp_path / "reference", tmp_path / "cache"
+    process = subprocess.Popen(_cl_command(killed, cache), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not list(killed.glob("runs/*/*/order0/exp_000.json")):
         assert process.poll() is None, process.stderr.read().decode()
@@ -123,9 +124,9 @@ def test_a_run_killed_mid_stream_resumes_to_the_uninterrupted_result(tmp_path):
     run_dir = next(killed.glob("runs/*/*/order0"))
     assert not (run_dir / "result.json").exists()
     done = len(list(run_dir.glob("exp_*.json")))
-    resumed = subprocess.run(_cl_command(killed), env=env, capture_output=True, text=True, check=True)
+    resumed = subprocess.run(_cl_command(killed, cache), env=env, capture_output=True, text=True, check=True)
     assert f"resuming after experience {done - 1}" in resumed.stdout
-    subprocess.run(_cl_command(reference), env=env, capture_output=True, check=True)
+    subprocess.run(_cl_command(reference, cache), env=env, capture_output=True, check=True)
     result = json.loads((run_dir / "result.json").read_text())
     expected = json.loads(next(reference.glob("runs/*/*/order0/result.json")).read_text())
     assert result["stream_acc"] == expected["stream_acc"] and result["forgetting"] == expected["forgetting"]

@@ -69,7 +69,8 @@ def available_buffers() -> list[str]:
 
 def parse_buffer(name: str) -> BufferSpec:
     """Parse ``<name>[@<precision>]``; unknown names or precisions raise ``ValueError``."""
-    base, _, precision = name.lower().partition("@")
+    name = name.lower()
+    base, _, precision = name.partition("@")
     precision = check_precision(precision or "fp32")
     if base == "none" or base in BASELINES:
         if precision != "fp32":

@@ -159,9 +159,9 @@ def plan_case(case: CLCase, settings: CLSettings, *, cpu: bool = True) -> CasePl
     train = TrainConfig(epochs=epochs, lr=settings.lr, batch_size=settings.batch_size, bf16=bf16)
     params = _condense_params(buffer, spec, settings, model)
     identity = {
-        "version": CONFIG_VERSION, **asdict(case), "mem_bytes": mem_bytes, "budget": settings.budget,
-        "precision": buffer.precision,
-        "model": model, "train": train.as_dict(), "condense": params,
+        "version": CONFIG_VERSION, **asdict(case), "mem_bytes": mem_bytes, "precision": buffer.precision,
+        "budget": settings.budget if with_memory else None, "model": model, "train": train.as_dict(),
+        "condense": params,
     }  # fmt: skip
     config_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     orders = _orders(settings, spec)
