@@ -22,20 +22,7 @@ from cl_nas.models import build_model, model_spec_string
 from cl_nas.nas import command as nas_command
 from cl_nas.synthetic import SyntheticSet
 from cl_nas.train import TrainConfig, evaluate_protocol
-
-
-def _coerce(value: str) -> Any:
-    lowered = value.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "none":
-        return None
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
+from cl_nas.utils import coerce_value
 
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:
@@ -45,7 +32,7 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--param expects key=value, got {item!r}")
-        params[key.strip()] = _coerce(value.strip())
+        params[key.strip()] = coerce_value(value.strip())
     return params
 
 

@@ -5,9 +5,26 @@ from __future__ import annotations
 import os
 import platform
 import random
+from typing import Any
 
 import numpy as np
 import torch
+
+
+def coerce_value(text: str, *, keywords: bool = True) -> Any:
+    """Parse a command-line value: int, float, else the string itself; with ``keywords`` also
+    true/false and none (model specs turn that off: ``pool=none`` names an option there)."""
+    lowered = text.lower()
+    if keywords and lowered in ("true", "false"):
+        return lowered == "true"
+    if keywords and lowered == "none":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -13,6 +13,7 @@ from typing import Any
 from cl_nas.models.base import ClassifierNet, feature_dim
 from cl_nas.models.convnet import ConvNet, ConvNetSpec, convnet
 from cl_nas.models.zoo import MLP, VGG11, AlexNet, LeNet, ResNet18
+from cl_nas.utils import coerce_value
 
 ModelSpec = str | Mapping[str, Any] | ConvNetSpec
 ModelBuilder = Callable[..., ClassifierNet]
@@ -29,15 +30,6 @@ def available_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _coerce(value: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
-
-
 def parse_model_spec(spec: ModelSpec) -> tuple[str, dict[str, Any]]:
     """Normalise any accepted spec form to ``(name, params)``; unknown names raise ``ValueError``."""
     if isinstance(spec, ConvNetSpec):
@@ -52,7 +44,7 @@ def parse_model_spec(spec: ModelSpec) -> tuple[str, dict[str, Any]]:
             key, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"model spec {spec!r}: expected key=value, got {item!r}")
-            params[key.strip()] = _coerce(value.strip())
+            params[key.strip()] = coerce_value(value.strip(), keywords=False)
     else:
         raise TypeError(f"a model spec is a name, a mapping or a ConvNetSpec, not {type(spec).__name__}")
     name = name.strip().lower()
