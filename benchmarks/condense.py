@@ -26,7 +26,7 @@ from cl_nas.data import canonical_name, dataset_info, load_dataset
 from cl_nas.models import build_model, model_spec_string
 from cl_nas.results import ResultsTable
 from cl_nas.train import TrainConfig, evaluate_protocol
-from cl_nas.utils import machine_description, resolve_device
+from cl_nas.utils import machine_description, parse_method_params, resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = [
@@ -52,18 +52,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default=str(RESULTS / "condense_quality.csv"))
     p.add_argument("--speed", action="store_true", help="run the speed benchmark instead")
     return p.parse_args(argv)
-
-
-def method_params(items: list[str]) -> dict[str, dict]:
-    from cl_nas.cli import parse_params
-
-    per_method: dict[str, dict] = {}
-    for item in items:
-        method, dot, rest = item.partition(".")
-        if not dot:
-            raise ValueError(f"--param expects METHOD.KEY=VALUE, got {item!r}")
-        per_method.setdefault(method, {}).update(parse_params([rest]))
-    return per_method
 
 
 def plot(table_path: Path) -> Path:
@@ -106,7 +94,7 @@ def main(argv=None) -> int:
         print(table.to_string(index=False))
         return 0
     datasets = [canonical_name(d) for d in args.datasets]
-    params = method_params(args.param)
+    params = parse_method_params(args.param)
     condensers = {m: build_condenser(m, device=args.device, **params.get(m, {})) for m in args.methods}
     for dataset in datasets:  # validate every spec against every dataset before any compute
         info = dataset_info(dataset)

@@ -12,7 +12,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from cl_nas.augment import DSA, default_strategy
 from cl_nas.cl import command as cl_command
@@ -22,18 +21,7 @@ from cl_nas.models import build_model, model_spec_string
 from cl_nas.nas import command as nas_command
 from cl_nas.synthetic import SyntheticSet
 from cl_nas.train import TrainConfig, evaluate_protocol
-from cl_nas.utils import coerce_value
-
-
-def parse_params(items: Sequence[str]) -> dict[str, Any]:
-    """``["iterations=200", "lr_img=1"]`` -> ``{"iterations": 200, "lr_img": 1}``."""
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--param expects key=value, got {item!r}")
-        params[key.strip()] = coerce_value(value.strip())
-    return params
+from cl_nas.utils import parse_params
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,28 @@ def coerce_value(text: str, *, keywords: bool = True) -> Any:
         except ValueError:
             pass
     return text
+
+
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    """``["iterations=200", "lr_img=1"]`` -> ``{"iterations": 200, "lr_img": 1}``."""
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param expects key=value, got {item!r}")
+        params[key.strip()] = coerce_value(value.strip())
+    return params
+
+
+def parse_method_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["dm.iterations=200", "dc.lr_img=0.1"]`` -> ``{"dm": {"iterations": 200}, "dc": {"lr_img": 0.1}}``."""
+    per_method: dict[str, dict[str, Any]] = {}
+    for item in items:
+        method, dot, rest = item.partition(".")
+        if not dot:
+            raise ValueError(f"--param expects METHOD.KEY=VALUE, got {item!r}")
+        per_method.setdefault(method.lower(), {}).update(parse_params([rest]))
+    return per_method
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cl_nas.utils import parse_method_params
+
 DESCRIPTION = "class-incremental learning with condensed replay buffers (Avalanche)"
 TEACHER_BUFFER = "apm-teacher"  # GDumb-style training has no learner trained on the experience to teach
 
@@ -74,18 +76,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _condense_params(items: list[str]) -> dict[str, dict[str, Any]]:
-    from cl_nas.cli import parse_params  # here: cl_nas.cli imports this module
-
-    per_method: dict[str, dict[str, Any]] = {}
-    for item in items:
-        method, dot, rest = item.partition(".")
-        if not dot:
-            raise ValueError(f"--param expects METHOD.KEY=VALUE, got {item!r}")
-        per_method.setdefault(method.lower(), {}).update(parse_params([rest]))
-    return per_method
-
-
 def _class_order(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
@@ -108,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
     settings = CLSettings(
         order_seeds=tuple(range(args.orders)), class_order=_class_order(args.class_order), model=args.model,
         epochs=args.epochs, memory_epochs=args.memory_epochs, batch_size=args.batch_size, lr=args.lr, bf16=args.bf16,
-        mem_bytes=args.mem_bytes, budget=args.budget, condense_params=_condense_params(args.param), device=args.device,
-        data_root=args.data_root, cache_dir=args.cache, run_root=str(args.runs or out.parent / "runs"),
+        mem_bytes=args.mem_bytes, budget=args.budget, condense_params=parse_method_params(args.param),
+        device=args.device, data_root=args.data_root, cache_dir=args.cache,
+        run_root=str(args.runs or out.parent / "runs"),
     )  # fmt: skip
     mems = [0] if args.mem_bytes is not None else args.mem_per_class
     memories = [(buffer, mem) for buffer in args.buffers for mem in mems]

@@ -33,7 +33,7 @@ from cl_nas.nas.report import ProxyRun, evaluate, format_report, scatter_plot, w
 from cl_nas.nas.search import PRUNERS, SAMPLERS, Search, open_search
 from cl_nas.nas.space import SearchSpace, convnet_space, parse_space_overrides
 from cl_nas.nas.storage import DEFAULT_HEARTBEAT_SECONDS, DEFAULT_STORAGE, mask_url, open_storage
-from cl_nas.utils import machine_description
+from cl_nas.utils import machine_description, parse_params
 
 HELP = "proxy NAS on condensed data with Optuna, and how well the proxy ranks architectures"
 
@@ -130,7 +130,6 @@ def _work(search: Search, label: str, total: int) -> dict[str, ArchScore]:
 def run(args: argparse.Namespace) -> int:
     """Run ``cl-nas nas``; returns the exit status. Bad input raises ``ValueError`` before any work."""
     _check_args(args)
-    from cl_nas.cli import parse_params  # here, not at the top: cl_nas.cli imports this module
 
     proxy_params = parse_params(args.param)
     if args.proxy_set and not Path(args.proxy_set).is_file():
