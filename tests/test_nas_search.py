@@ -95,7 +95,8 @@ def _interrupt_when_training(study: optuna.Study) -> threading.Thread:
 def test_ground_truth_resumes_per_architecture(digits, tmp_path):
     url = f"sqlite:///{tmp_path / 'gt.db'}"
     space = convnet_space().restrict(SMALL)
-    config = GroundTruthConfig(n_arch=3, epochs=25)
+    # long enough that the watcher's Ctrl-C lands mid-training even on an idle, fast machine
+    config = GroundTruthConfig(n_arch=3, epochs=150)
     gt = open_ground_truth(open_storage(url), space, digits, config)
     assert gt.run(max_trials=1) == 1  # a first session stops after one architecture
     watcher = _interrupt_when_training(gt.study)
