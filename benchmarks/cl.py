@@ -24,7 +24,7 @@ from pathlib import Path
 
 import cl_nas  # noqa: F401  (makes torchvision importable first)
 from cl_nas.cl.command import add_arguments, run
-from cl_nas.data import DatasetUnavailableError
+from cl_nas.cli import run_reporting_errors
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STUDY = {
@@ -43,11 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     parser.set_defaults(**STUDY)
     args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError, DatasetUnavailableError) as err:
-        print(f"benchmarks/cl.py: error: {err}", file=sys.stderr)
-        return 2
+    return run_reporting_errors(run, args, "benchmarks/cl.py")
 
 
 if __name__ == "__main__":

@@ -34,17 +34,13 @@ import argparse
 import sys
 
 import cl_nas  # noqa: F401  (first: makes torchvision importable)
-from cl_nas.data import DatasetUnavailableError
+from cl_nas.cli import run_reporting_errors
 from cl_nas.nas.command import configure_parser, run
 
 
 def main(argv: list[str] | None = None) -> int:
     args = configure_parser(argparse.ArgumentParser(description=__doc__.split("\n\n")[0])).parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError, DatasetUnavailableError) as err:
-        print(f"nas: error: {err}", file=sys.stderr)
-        return 2
+    return run_reporting_errors(run, args, "nas")
 
 
 if __name__ == "__main__":

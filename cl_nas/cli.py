@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cl_nas.augment import DSA, default_strategy
@@ -117,16 +117,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_reporting_errors(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
+    """Run a command; bad input (raised before any long computation) becomes one line and exit 2."""
+    try:
+        return handler(args)
+    except (ValueError, FileNotFoundError, DatasetUnavailableError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"condense": cmd_condense, "evaluate": cmd_evaluate}
     handlers.update(cl=cl_command.run, nas=nas_command.run)
-    handler = handlers[args.command]
-    try:
-        return handler(args)
-    except (ValueError, FileNotFoundError, DatasetUnavailableError) as err:
-        print(f"cl-nas {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return run_reporting_errors(handlers[args.command], args, f"cl-nas {args.command}")
 
 
 if __name__ == "__main__":
