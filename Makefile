@@ -1,6 +1,6 @@
 # The two commands of the README. Each creates the environment when it is missing.
 #   make demo   -> the main job: a short condensed-replay class-incremental run on the embedded digits
-#   make test   -> lint + the test suite (what CI runs)
+#   make test   -> lint + the test suite + the notebooks, executed (what CI runs)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -20,12 +20,13 @@ demo: $(STAMP)
 	$(BIN)/cl-nas cl
 
 lint: $(STAMP)
-	$(BIN)/ruff check cl_nas benchmarks tests
+	$(BIN)/ruff check cl_nas benchmarks tests notebooks
 
 # the NAS tests start a throwaway PostgreSQL server: install its binaries when missing (apt-get)
 test: lint
 	scripts/ensure_postgres.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --nbmake --nbmake-timeout=900 notebooks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

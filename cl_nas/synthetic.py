@@ -191,21 +191,39 @@ class SyntheticSet:
             raise SyntheticSetError(f"{str(path)!r} has malformed metadata ({err})") from err
         return cls(payload.get("images"), payload.get("labels"), meta)
 
+    def grid(self, max_per_class: int | None = None) -> torch.Tensor:
+        """:func:`image_grid` of this set: one row per class, in pixel space."""
+        return image_grid(self.images, self.labels, self.info, max_per_class)
+
     def save_png(self, path: str | os.PathLike, max_per_class: int | None = None) -> Path:
-        """A grid of the images in pixel space, one row per class."""
+        """Write :meth:`grid` as a PNG file; returns its path."""
         from torchvision.utils import save_image
 
-        ordered = self.sorted_by_class()
-        rows, width = [], 0
-        for label in torch.unique(ordered.labels).tolist():
-            rows.append(ordered.images[ordered.labels == label][:max_per_class])
-            width = max(width, rows[-1].shape[0])
-        blank = torch.full((1, *rows[0].shape[1:]), float("nan")) if rows else None
-        padded = [
-            torch.cat([r, blank.expand(width - r.shape[0], -1, -1, -1)]) if r.shape[0] < width else r for r in rows
-        ]
-        grid = self.info.denormalize(torch.cat(padded)).nan_to_num(1.0).clamp(0, 1)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(grid, str(path), nrow=width, padding=1, pad_value=1.0)
+        save_image(self.grid(max_per_class), str(path))
         return path
+
+
+def image_grid(
+    images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo, max_per_class: int | None = None
+) -> torch.Tensor:
+    """Normalised ``images`` of ``info``'s dataset, tiled one row per class in pixel space ([0, 1]).
+
+    Returns a ``(3, H, W)`` RGB tensor (grey images are repeated over the channels); rows are padded
+    with white where a class has fewer images, and ``max_per_class`` truncates them. Show it with
+    ``plt.imshow(grid.permute(1, 2, 0))``. Works for any labelled images: a synthetic set, a replay
+    buffer's contents, a batch of real data.
+    """
+    from torchvision.utils import make_grid
+
+    order = torch.argsort(labels, stable=True)
+    images, labels = images[order], labels[order]
+    rows = [images[labels == label][:max_per_class] for label in torch.unique(labels).tolist()]
+    if not rows:
+        raise ValueError("image_grid needs at least one image")
+    width = max(r.shape[0] for r in rows)
+    blank = torch.full((1, *rows[0].shape[1:]), float("nan"))
+    padded = [torch.cat([r, blank.expand(width - r.shape[0], -1, -1, -1)]) if r.shape[0] < width else r for r in rows]
+    pixels = info.denormalize(torch.cat(padded)).nan_to_num(1.0).clamp(0, 1)
+    return make_grid(pixels, nrow=width, padding=1, pad_value=1.0)

@@ -36,6 +36,14 @@ def test_to_dataset_and_png(syn, tmp_path):
     assert height == 10 * 9 + 1 and width == 3 * 9 + 1  # one row of 8x8 tiles (+1 px padding) per class
 
 
+def test_grid_is_pixel_space_and_truncates(syn):
+    grid = syn.grid(max_per_class=2)
+    assert grid.shape == (3, 10 * 9 + 1, 2 * 9 + 1)  # grey images are shown as RGB
+    assert 0.0 <= float(grid.min()) and float(grid.max()) <= 1.0
+    first = syn.info.denormalize(syn.sorted_by_class().images[:1]).clamp(0, 1)[0, 0]
+    assert torch.allclose(grid[0, 1:9, 1:9], first)  # the first tile is class 0's first image, denormalised
+
+
 def test_truncated_file_is_rejected(syn, tmp_path):
     path = syn.save(tmp_path / "set.pt")
     path.write_bytes(path.read_bytes()[:200])

@@ -8,6 +8,8 @@ Building blocks (Avalanche extended by composition, never by editing its loops):
 * :class:`ResumableBuffer`: any storage policy, rebuilt exactly after a crash;
 * :func:`build_memory` / :func:`build_strategy`: buffers and strategies by name;
 * :func:`make_scenario`: the registered benchmarks (Split-MNIST, Split-FMNIST, Split-CIFAR, split-digits);
+* :func:`build_learner`: model, memory and strategy of one run, to drive by hand (the notebooks do);
+* :func:`to_image_dataset`: an experience's or a memory's contents as tensors;
 * :func:`run_cases`: the resumable study runner behind ``cl-nas cl`` and ``benchmarks/cl.py``.
 
 Names are imported on first use: importing Avalanche takes seconds, and ``cl_nas.cli`` imports
@@ -31,6 +33,8 @@ _EXPORTS = {
     "CasePlan": "cl_nas.cl.config",
     "plan_case": "cl_nas.cl.config",
     "GDumbStylePlugin": "cl_nas.cl.gdumb",
+    "accuracy_figure": "cl_nas.cl.plot",
+    "plot_accuracy": "cl_nas.cl.plot",
     "PRECISIONS": "cl_nas.cl.precision",
     "bytes_per_image": "cl_nas.cl.precision",
     "decode": "cl_nas.cl.precision",
@@ -39,6 +43,7 @@ _EXPORTS = {
     "AutocastPlugin": "cl_nas.cl.protocol",
     "TrainProtocolPlugin": "cl_nas.cl.protocol",
     "ResumableBuffer": "cl_nas.cl.resumable",
+    "build_learner": "cl_nas.cl.runner",
     "run_cases": "cl_nas.cl.runner",
     "run_order": "cl_nas.cl.runner",
     "BENCHMARKS": "cl_nas.cl.scenarios",
@@ -49,6 +54,7 @@ _EXPORTS = {
     "check_class_order": "cl_nas.cl.scenarios",
     "class_order": "cl_nas.cl.scenarios",
     "make_scenario": "cl_nas.cl.scenarios",
+    "to_image_dataset": "cl_nas.cl.items",
     "STRATEGIES": "cl_nas.cl.strategies",
     "build_strategy": "cl_nas.cl.strategies",
 }

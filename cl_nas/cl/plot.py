@@ -17,16 +17,11 @@ def _curve(cell: str) -> list[float]:
     return [float(v) for v in str(cell).split()]
 
 
-def plot_accuracy(table_path: str | os.PathLike) -> Path:
-    """Draw the curves of the table at ``table_path`` into a PNG beside it and return its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def accuracy_figure(df: pd.DataFrame):
+    """A matplotlib figure of the curves in ``table`` (``df``: rows as in ``benchmarks/results/cl.csv``)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    table_path = Path(table_path)
-    df = pd.read_csv(table_path)
     memory = df[df["buffer"] != "none"]
     colors = {b: f"C{i % 10}" for i, b in enumerate(dict.fromkeys(memory["buffer"]))}  # one colour per buffer
     panels = sorted({(r.benchmark, r.strategy, r.mem_per_class) for r in memory.itertuples()})
@@ -55,6 +50,15 @@ def plot_accuracy(table_path: str | os.PathLike) -> Path:
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.tight_layout()
+    return fig
+
+
+def plot_accuracy(table_path: str | os.PathLike) -> Path:
+    """Draw the curves of the table at ``table_path`` into a PNG beside it and return its path."""
+    import matplotlib.pyplot as plt
+
+    table_path = Path(table_path)
+    fig = accuracy_figure(pd.read_csv(table_path))
     out = table_path.with_suffix(".png")
     fig.savefig(out, dpi=110)
     plt.close(fig)

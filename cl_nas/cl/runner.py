@@ -68,8 +68,13 @@ def _condensation(memory: ResumableBuffer | None) -> dict[str, float]:
     }  # fmt: skip
 
 
-def _build_learner(plan: CasePlan, settings: CLSettings, seed: int, run_dir: Path):
-    """A freshly seeded model, its memory (wrapped to be resumable; None for the bounds) and its strategy."""
+def build_learner(plan: CasePlan, settings: CLSettings, seed: int = 0, run_dir: Path | None = None):
+    """``(model, memory, strategy)`` for one run of ``plan``: a freshly seeded model, its memory wrapped
+    to be resumable (None for the bounds) and the Avalanche strategy that trains it.
+
+    Drive it like any Avalanche strategy (``strategy.train(experience)``); ``memory.buffer`` is what the
+    replay draws from. ``run_dir`` holds the condensation checkpoints (None: a condensation cannot resume).
+    """
     device = resolve_device(settings.device)
     info = plan.spec.info
     seed_everything(seed)
@@ -79,7 +84,7 @@ def _build_learner(plan: CasePlan, settings: CLSettings, seed: int, run_dir: Pat
         inner = build_memory(
             plan.buffer, plan.memory_images, model, info,
             condense_params=plan.condense_params, cache=SyntheticCache(settings.cache_dir),
-            checkpoint_dir=run_dir / "condense", seed=seed, device=device,
+            checkpoint_dir=run_dir / "condense" if run_dir else None, seed=seed, device=device,
             total_num_classes=plan.spec.num_classes if settings.budget == "per-class" else None,
         )  # fmt: skip
         memory = ResumableBuffer(inner)
@@ -141,7 +146,7 @@ def run_order(
         "condense": dict(plan.condense_params),
     }  # fmt: skip
     write_json(run_dir / "config.json", config)
-    model, memory, strategy = _build_learner(plan, settings, seed, run_dir)
+    model, memory, strategy = build_learner(plan, settings, seed, run_dir)
     experiences = list(scenario.train_stream)
     joint = plan.case.strategy == "joint"
     steps: list[Any] = [scenario.train_stream] if joint else experiences

@@ -158,9 +158,6 @@ def _targets(main: str, summary: dict[str, dict[str, float]]) -> str:
 
 def scatter_plot(path: Path, truth: dict[str, ArchScore], results: Sequence[ProxyResult]) -> Path:
     """Proxy vs full-data validation accuracy, one panel per proxy; x is the mean (± std) over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     grouped: dict[str, list[ProxyResult]] = {}
