@@ -178,7 +178,7 @@ def test_bounded_herding_keeps_exactly_avalanches_picks():
 
 
 def test_apm_can_condense_with_the_learner_as_teacher(tmp_path):
-    from cl_nas.condense.apm import module_fingerprint
+    from cl_nas.condense.base import module_fingerprint
     from cl_nas.synthetic import SyntheticSet
 
     spec, scenario, model = learner("split-digits")

@@ -79,3 +79,16 @@ def test_cache_key_tracks_config_and_source(digits):
     assert a.cache_key(digits.train, 10, 0) == build_condenser("herding", train_epochs=1, progress=True).cache_key(
         digits.train, 10, 0
     )
+
+
+def test_cache_key_tells_embedders_apart(digits):
+    from cl_nas.models import build_model
+
+    torch.manual_seed(0)
+    first = build_model("convnet:depth=2,width=32", 1, 10, (8, 8))
+    second = build_model("convnet:depth=2,width=32", 1, 10, (8, 8))  # same class, other weights
+    keys = {HerdingCoreset(embedder=net).cache_key(digits.train, 5, 0) for net in (first, second, None)}
+    assert len(keys) == 3
+    assert HerdingCoreset(embedder=first).cache_key(digits.train, 5, 0) == HerdingCoreset(embedder=first).cache_key(
+        digits.train, 5, 0
+    )

@@ -37,7 +37,6 @@ and the teacher's targets stay float32. The student is trained by a short local 
 from __future__ import annotations
 
 import copy
-import hashlib
 from typing import Any
 
 import torch
@@ -50,15 +49,6 @@ from cl_nas.synthetic import SyntheticSet
 from cl_nas.train import TrainConfig, predict_logits, train_model
 
 _LR_DECAY = 0.3  # the reference multiplies lr_img by 0.3 at half the iterations
-
-
-def module_fingerprint(module: nn.Module) -> str:
-    """A short SHA-256 of a module's class and state: identifies a given teacher in cache keys."""
-    digest = hashlib.sha256(type(module).__qualname__.encode())
-    for name, tensor in module.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _frozen(module: nn.Module) -> nn.Module:
@@ -117,12 +107,6 @@ class APMCondenser(IterativeCondenser):
         self.teachers_: list[nn.Module] = []  # the teachers of the last run (for soft_labels)
         self._students: list[nn.Module] = []
         self._teacher_index = 0
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        if self.teacher is not None:  # a module's class name would not tell two teachers apart
-            config["teacher"] = f"sha256:{module_fingerprint(self.teacher)}"
-        return config
 
     # --- set-up and resume -----------------------------------------------------------------------
     def prepare(self, run: CondenseRun) -> None:

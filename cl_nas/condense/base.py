@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
 from cl_nas.data import ImageDataset
 from cl_nas.synthetic import SyntheticMeta, SyntheticSet
@@ -35,8 +36,20 @@ def check_ipc(train_set: ImageDataset, ipc: int) -> None:
         )
 
 
+def module_fingerprint(module: nn.Module) -> str:
+    """A short SHA-256 of a module's class and state: identifies a given network (a teacher, an embedder)."""
+    digest = hashlib.sha256(type(module).__qualname__.encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _plain(value: Any) -> Any:
-    """A JSON-safe stand-in for a config value (objects become their class name)."""
+    """A JSON-safe stand-in for a config value: a network becomes its fingerprint (two networks of one class
+    must not share a cache key), any other object its class name."""
+    if isinstance(value, nn.Module):
+        return f"sha256:{module_fingerprint(value)}"
     try:
         json.dumps(value)
         return value

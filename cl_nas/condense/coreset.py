@@ -35,8 +35,6 @@ class RandomCoreset(Condenser):
 class _FeatureCoreset(Condenser):
     """Shared machinery: embed every training image, then select per class on the features."""
 
-    runtime_params = Condenser.runtime_params | {"embedder"}
-
     def __init__(
         self,
         *,
