@@ -66,6 +66,20 @@ def test_dm_moves_the_images_and_lowers_its_loss(digits):
     assert losses[-10:].mean() < 0.8 * losses[:10].mean()
 
 
+def test_snapshots_record_the_images_along_the_run(digits):
+    condenser = DMCondenser(**{**FAST["dm"], "iterations": 6}, snapshot_at=(2, 6))
+    syn = condenser.condense(digits.train, ipc=2, seed=0)
+    assert [s.iteration for s in condenser.snapshots_] == [2, 6]
+    assert torch.equal(condenser.snapshots_[-1].images, syn.images)  # the last iteration is the result
+    assert not torch.equal(condenser.snapshots_[0].images, syn.images)
+    assert 0 < condenser.snapshots_[0].seconds <= condenser.snapshots_[1].seconds
+    early, last = condenser.snapshot_sets(syn)
+    assert early.meta.config["iterations"] == 2 and last.meta.config == syn.meta.config
+    assert torch.equal(early.labels, syn.labels) and early.meta.wall_seconds == condenser.snapshots_[0].seconds
+    plain = DMCondenser(**{**FAST["dm"], "iterations": 6})
+    assert plain.cache_key(digits.train, 2, 0) == condenser.cache_key(digits.train, 2, 0)  # a runtime option
+
+
 def test_a_task_with_some_classes_keeps_its_labels(digits):
     train = digits.train
     task = train.subset(torch.nonzero((train.labels == 3) | (train.labels == 7), as_tuple=True)[0])
@@ -164,6 +178,8 @@ def test_soft_labels_need_a_teacher():
         ("apm", {"chunk_size": 0}, "chunk_size"),
         ("apm", {"chunk_size": -1}, "chunk_size"),
         ("dm", {"model": "transformer"}, "transformer"),
+        ("dm", {"iterations": 10, "snapshot_at": (5, 11)}, "snapshot_at 11"),
+        ("dm", {"snapshot_at": (0,)}, "snapshot_at"),
     ],
 )
 def test_bad_configuration_is_rejected_at_construction(method, options, message):
@@ -212,7 +228,7 @@ RESUME = {"iterations": 300, "batch_real": 16, "model": "convnet:width=8,depth=1
 
 
 def test_resume_after_kill_9_continues_from_the_checkpoint(digits, tmp_path):
-    options = {**RESUME, "checkpoint_dir": str(tmp_path), "checkpoint_every": 10}
+    options = {**RESUME, "checkpoint_dir": str(tmp_path), "checkpoint_every": 10, "snapshot_at": (5, 295)}
     code = (
         f"import torch; torch.set_num_threads({torch.get_num_threads()})\n"
         "from cl_nas.data import load_dataset\n"
@@ -238,9 +254,13 @@ def test_resume_after_kill_9_continues_from_the_checkpoint(digits, tmp_path):
     result = resumed.condense(digits.train, 2, seed=1)
     assert resumed.steps == RESUME["iterations"] - saved  # resumed, not restarted
     assert not checkpoint.exists()  # removed on completion
-    uninterrupted = DMCondenser(**RESUME).condense(digits.train, 2, seed=1)
+    plain = DMCondenser(**RESUME, snapshot_at=(5, 295))
+    uninterrupted = plain.condense(digits.train, 2, seed=1)
     assert torch.equal(result.images, uninterrupted.images)
     assert len(resumed.losses_) == RESUME["iterations"]
+    # the snapshot taken before the kill came back with the checkpoint
+    assert [s.iteration for s in resumed.snapshots_] == [5, 295]
+    assert all(torch.equal(a.images, b.images) for a, b in zip(resumed.snapshots_, plain.snapshots_, strict=True))
 
 
 def test_a_different_config_ignores_a_foreign_checkpoint(digits, tmp_path):

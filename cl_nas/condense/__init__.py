@@ -10,7 +10,7 @@ from cl_nas.condense.cache import SyntheticCache
 from cl_nas.condense.coreset import HerdingCoreset, KCenterCoreset, RandomCoreset
 from cl_nas.condense.dc import DCCondenser, DSACondenser
 from cl_nas.condense.dm import DMCondenser
-from cl_nas.condense.iterative import CondensationDiverged, IterativeCondenser
+from cl_nas.condense.iterative import CondensationDiverged, IterativeCondenser, Snapshot
 
 _REGISTRY: dict[str, type[Condenser]] = {}
 
@@ -47,6 +47,7 @@ __all__ = [
     "IterativeCondenser",
     "KCenterCoreset",
     "RandomCoreset",
+    "Snapshot",
     "SyntheticCache",
     "available_methods",
     "build_condenser",

@@ -14,6 +14,9 @@ seed starts afresh. Every random draw comes from the saved RNG states, so a resu
 uninterrupted one (bit for bit on the same machine and thread count). The file is deleted when the
 run completes: the result itself belongs in :class:`~cl_nas.condense.cache.SyntheticCache`.
 
+Snapshots: ``snapshot_at`` lists iterations after which a copy of the images (and the wall time so
+far) is kept in ``snapshots_``: one run then yields the whole accuracy-vs-condensation-time curve.
+
 Divergence: after every iteration the loss and the images must be finite, else
 :class:`CondensationDiverged` is raised *before* any checkpoint is written, so the last good one
 survives.
@@ -26,10 +29,11 @@ import functools
 import math
 import os
 import tempfile
+import time
 import warnings
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +45,12 @@ from cl_nas.augment import DSA, DSAParams, default_strategy, parse_strategy
 from cl_nas.condense.base import Condenser
 from cl_nas.data import DatasetInfo, ImageDataset
 from cl_nas.models import ModelSpec, build_model, model_spec_string
+from cl_nas.synthetic import SyntheticSet
 from cl_nas.train import autocast
 
 INITS = ("real", "noise")
 CHECKPOINT_FORMAT = "cl_nas.condense.checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 # On a CPU, forward/backward passes over real images run in chunks of this many samples: the
 # activations of a chunk stay in cache, which measured ~1.4-1.8x faster than 256-sample batches for
 # ConvNet-3 (GroupNorm, ReLU and pooling are memory-bound). GPUs take the whole batch at once.
@@ -73,6 +78,16 @@ def embedding(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def _compiled(fn: NetForward) -> NetForward:
     # the network is an argument, so dynamo treats its weights as inputs: fresh networks reuse the graph
     return torch.compile(fn)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The synthetic images after ``iteration`` iterations and ``seconds`` of condensation wall time
+    (a resumed run adds the time recorded in its checkpoint); the labels are those of the final set."""
+
+    iteration: int
+    seconds: float
+    images: torch.Tensor
 
 
 class CondensationDiverged(RuntimeError):
@@ -194,7 +209,7 @@ class IterativeCondenser(Condenser):
     Like ``device`` it changes how a result is computed, not what it is, and is not in cache keys.
     """
 
-    runtime_params = Condenser.runtime_params | {"checkpoint_dir", "checkpoint_every", "compile"}
+    runtime_params = Condenser.runtime_params | {"checkpoint_dir", "checkpoint_every", "compile", "snapshot_at"}
 
     def __init__(
         self,
@@ -209,12 +224,17 @@ class IterativeCondenser(Condenser):
         checkpoint_dir: str | os.PathLike | None = None,
         checkpoint_every: int = 100,
         compile: bool = False,
+        snapshot_at: Sequence[int] = (),
         device: str | torch.device = "auto",
         progress: bool = False,
     ):
         super().__init__(device=device, progress=progress)
         check_positive_int("iterations", iterations)
         check_positive_int("checkpoint_every", checkpoint_every)
+        for it in snapshot_at:
+            check_positive_int("every snapshot_at iteration", it)
+            if it > iterations:
+                raise ValueError(f"snapshot_at {it} is beyond the run's {iterations} iterations")
         if not lr_img > 0:
             raise ValueError(f"lr_img must be > 0, got {lr_img}")
         if not 0 <= momentum < 1:
@@ -228,7 +248,9 @@ class IterativeCondenser(Condenser):
         self.dsa_strategy, self.bf16 = dsa_strategy, bf16
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.checkpoint_every, self.compile = checkpoint_every, compile
+        self.snapshot_at = tuple(sorted(set(snapshot_at)))
         self.losses_: list[float] = []  # loss of every iteration of the last run (restored on resume)
+        self.snapshots_: list[Snapshot] = []  # the images at the snapshot_at iterations of the last run
 
     # --- hooks for subclasses --------------------------------------------------------------------
     @abstractmethod
@@ -287,7 +309,8 @@ class IterativeCondenser(Condenser):
         key = path.stem if path is not None else ""
         done = self._resume(path, key, run) if path is not None and path.exists() else 0
         if done == 0:
-            self.losses_ = []
+            self.losses_, self.snapshots_ = [], []
+            self._clock = time.perf_counter()  # condensation time starts here (a resume restores it)
             self.prepare(run)
         bar = tqdm(
             range(done, self.iterations), initial=done, total=self.iterations, desc=self.name, disable=not self.progress
@@ -298,12 +321,27 @@ class IterativeCondenser(Condenser):
                 raise self._diverged(it, loss, path, done)
             self.losses_.append(loss)
             bar.set_postfix(loss=f"{loss:.4g}")
+            if it + 1 in self.snapshot_at:
+                images = run.images.detach().float().cpu().clone()
+                self.snapshots_.append(Snapshot(it + 1, time.perf_counter() - self._clock, images))
             if path is not None and (it + 1) % self.checkpoint_every == 0 and it + 1 < self.iterations:
                 self._save_checkpoint(path, key, run, it + 1)
                 done = it + 1
         if path is not None:
             path.unlink(missing_ok=True)
         return run.images.detach(), run.labels
+
+    def snapshot_sets(self, result: SyntheticSet) -> list[SyntheticSet]:
+        """The last run's snapshots as synthetic sets: ``result``'s labels and metadata, each snapshot's
+        images and wall time, and its iteration recorded as ``config["iterations"]``."""
+        return [
+            SyntheticSet(
+                s.images,
+                result.labels,
+                replace(result.meta, wall_seconds=s.seconds, config={**result.meta.config, "iterations": s.iteration}),
+            )
+            for s in self.snapshots_
+        ]
 
     def start_run(self, train_set: ImageDataset, ipc: int, generator: torch.Generator) -> CondenseRun:
         """Initialise the synthetic images and their optimizer (also how benchmarks time single steps)."""
@@ -345,6 +383,8 @@ class IterativeCondenser(Condenser):
             "images": run.images.detach().cpu(),
             "optimizer": run.optimizer.state_dict(),
             "losses": torch.tensor(self.losses_, dtype=torch.float64),
+            "seconds": time.perf_counter() - self._clock,
+            "snapshots": [asdict(snapshot) for snapshot in self.snapshots_],
             "rng_generator": run.generator.get_state(),
             "rng_global": torch.get_rng_state(),
             "method": self.method_state(),
@@ -376,6 +416,8 @@ class IterativeCondenser(Condenser):
             run.images.copy_(payload["images"])
         run.optimizer.load_state_dict(payload["optimizer"])
         self.losses_ = payload["losses"].tolist()
+        self.snapshots_ = [Snapshot(**snapshot) for snapshot in payload["snapshots"]]
+        self._clock = time.perf_counter() - payload["seconds"]
         self.load_method_state(payload["method"], run)
         # RNG states last: restoring method state may build models, which draws from the global RNG
         run.generator.set_state(payload["rng_generator"])
