@@ -19,9 +19,12 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 import cl_nas  # noqa: F401  (makes torchvision importable first)
 from cl_nas.augment import DSA, default_strategy
 from cl_nas.condense import build_condenser
+from cl_nas.condense.plots import quality_figure, save_figure
 from cl_nas.data import canonical_name, dataset_info, load_dataset
 from cl_nas.models import build_model, model_spec_string
 from cl_nas.results import ResultsTable
@@ -55,33 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def plot(table_path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    df = pd.read_csv(table_path)
-    df = df[df["model"] == "convnet"]
-    datasets = sorted(df["dataset"].unique())
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        sub = df[df["dataset"] == dataset]
-        for method, rows in sub.groupby("method"):
-            rows = rows.sort_values("ipc")
-            ax.errorbar(rows["ipc"], rows["acc_mean"], yerr=rows["acc_std"], marker="o", capsize=3, label=method)
-        ax.set_xscale("log")
-        ax.set_xticks(sorted(sub["ipc"].unique()), labels=[str(i) for i in sorted(sub["ipc"].unique())])
-        ax.set_xlabel("images per class")
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{dataset} (ConvNet-3)")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    out = table_path.with_suffix(".png")
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(quality_figure(pd.read_csv(table_path)), table_path.with_suffix(".png"))
 
 
 def main(argv=None) -> int:

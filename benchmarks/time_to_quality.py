@@ -20,10 +20,13 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 import cl_nas  # noqa: F401  (makes torchvision importable first)
 from cl_nas.augment import DSA, default_strategy
 from cl_nas.cli import run_reporting_errors
 from cl_nas.condense import IterativeCondenser, build_condenser
+from cl_nas.condense.plots import curve_figure, save_figure
 from cl_nas.data import canonical_name, load_dataset
 from cl_nas.results import ResultsTable
 from cl_nas.synthetic import SyntheticSet
@@ -36,8 +39,6 @@ COLUMNS = [
     "eval_augment", "seed", "machine", "config", "eval_seconds", "accuracies", "command",
 ]  # fmt: skip
 KEY = ["method", "dataset", "ipc", "seed", "config", "iteration", "eval_epochs", "eval_augment"]
-TARGETS = {"mnist": 97.4, "fashionmnist": 84.0}  # IPC 10 accuracy targets of the engine issue
-TIME_LIMIT = 15 * 60  # ... within 15 minutes of condensation
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -70,33 +71,6 @@ def snapshot_sets(condenser: IterativeCondenser, train, args: argparse.Namespace
     for path, syn in zip(paths, sets, strict=True):
         syn.save(path)
     return sets
-
-
-def plot(table_path: Path) -> Path:
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    df = pd.read_csv(table_path)
-    datasets = sorted(df["dataset"].unique())
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        for (method, ipc, epochs), rows in df[df["dataset"] == dataset].groupby(["method", "ipc", "eval_epochs"]):
-            rows = rows.sort_values("condense_seconds")
-            ax.errorbar(
-                rows["condense_seconds"] / 60, rows["acc_mean"], yerr=rows["acc_std"], marker="o", capsize=3,
-                label=f"{method} ipc {ipc} ({epochs}-epoch eval)",
-            )  # fmt: skip
-        if dataset in TARGETS:
-            ax.axhline(TARGETS[dataset], color="black", linestyle=":", label=f"target {TARGETS[dataset]} %")
-        ax.axvline(TIME_LIMIT / 60, color="grey", linestyle="--", label="15 min")
-        ax.set(xlabel="condensation time (min)", ylabel="test accuracy (%)", title=dataset)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = table_path.with_suffix(".png")
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
                 f"({syn.meta.wall_seconds / 60:.1f} min): {result}",
                 flush=True,
             )
-    print(f"table: {args.out}; plot: {plot(Path(args.out))}")
+    png = save_figure(curve_figure(pd.read_csv(args.out)), Path(args.out).with_suffix(".png"))
+    print(f"table: {args.out}; plot: {png}")
     return 0
 
 
