@@ -8,6 +8,9 @@ the same command skips finished rows (resume). A plot of accuracy vs IPC sits be
     python benchmarks/condense.py --datasets mnist fashionmnist --methods random herding kcenter \\
         --ipcs 1 10 50 --eval-seeds 3 --eval-epochs 300
 
+Synthetic sets come from the shared cache (``--cache``, else ``$CL_NAS_CACHE``), so the
+cross-architecture rows (``--models``) and the NAS proxy reuse the sets the ConvNet rows made.
+
 ``--speed`` instead times one DM step and one DC outer iteration against a straightforward
 implementation (see ``benchmarks/speed.py``) and writes ``condense_speed.csv``.
 """
@@ -23,7 +26,7 @@ import pandas as pd
 
 import cl_nas  # noqa: F401  (makes torchvision importable first)
 from cl_nas.augment import DSA, default_strategy
-from cl_nas.condense import build_condenser
+from cl_nas.condense import SyntheticCache, build_condenser
 from cl_nas.condense.plots import quality_figure, save_figure
 from cl_nas.data import canonical_name, dataset_info, load_dataset
 from cl_nas.models import build_model, model_spec_string
@@ -51,6 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="condensation seed")
     p.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE", help="e.g. dm.iterations=2000")
     p.add_argument("--data-root", default=None)
+    p.add_argument("--cache", default=None, help="synthetic-set cache folder (default: $CL_NAS_CACHE)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=str(RESULTS / "condense_quality.csv"))
     p.add_argument("--speed", action="store_true", help="run the speed benchmark instead")
@@ -81,6 +85,7 @@ def main(argv=None) -> int:
         raise SystemExit("--ipcs, --eval-seeds and --eval-epochs must be positive")
     command = "python benchmarks/condense.py " + " ".join(sys.argv[1:] if argv is None else argv)
     table = ResultsTable(args.out, COLUMNS, KEY)
+    cache = SyntheticCache(args.cache)
     machine = machine_description()
     config = TrainConfig(epochs=args.eval_epochs, bf16=resolve_device(args.device).type == "cpu")
     start = time.perf_counter()
@@ -94,7 +99,7 @@ def main(argv=None) -> int:
                 todo = [m for m in args.models if not table.has(**key, model=model_spec_string(m))]
                 if not todo:
                     continue
-                syn = condenser.condense(splits.train, ipc, seed=args.seed)
+                syn = cache.get_or_condense(condenser, splits.train, ipc, seed=args.seed)  # shared with CL and NAS
                 for model in todo:
                     t0 = time.perf_counter()
                     result = evaluate_protocol(
