@@ -27,7 +27,7 @@ import pandas as pd
 import cl_nas  # noqa: F401  (makes torchvision importable first)
 from cl_nas.augment import DSA, default_strategy
 from cl_nas.condense import SyntheticCache, build_condenser
-from cl_nas.condense.plots import quality_figure, save_figure
+from cl_nas.condense.plots import cross_architecture_figure, quality_figure, save_figure
 from cl_nas.data import canonical_name, dataset_info, load_dataset
 from cl_nas.models import build_model, model_spec_string
 from cl_nas.results import ResultsTable
@@ -61,8 +61,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def plot(table_path: Path) -> Path:
-    return save_figure(quality_figure(pd.read_csv(table_path)), table_path.with_suffix(".png"))
+def plot(table_path: Path) -> list[Path]:
+    """Accuracy vs IPC beside the table, and the cross-architecture bars when the table has them."""
+    table = pd.read_csv(table_path)
+    paths = [save_figure(quality_figure(table), table_path.with_suffix(".png"))]
+    if table.loc[table["ipc"] == 10, "model"].nunique() > 1:
+        cross = table_path.with_name(table_path.stem + "_cross_arch.png")
+        paths.append(save_figure(cross_architecture_figure(table, ipc=10), cross))
+    return paths
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,7 @@
 """Figures of the condensation benchmarks, drawn from their tables (used by the scripts and the notebooks).
 
 * :func:`quality_figure`: accuracy vs images per class, one panel per dataset (``condense_quality.csv``);
+* :func:`cross_architecture_figure`: one IPC's sets evaluated on several models (same table);
 * :func:`curve_figure`: accuracy vs condensation time, one panel per dataset (``condense_curve.csv``).
 
 Each takes the table as a DataFrame and returns a matplotlib figure; :func:`save_figure` writes one.
@@ -19,11 +20,17 @@ IPC10_TARGETS = {"mnist": 97.4, "fashionmnist": 84.0}
 TIME_LIMIT_MINUTES = 15.0
 
 
-def quality_figure(df: pd.DataFrame, model: str = "convnet"):
-    """Mean ± std test accuracy vs IPC (log scale) per method, for the rows evaluated on ``model``."""
+def quality_figure(df: pd.DataFrame, model: str | None = None):
+    """Mean ± std test accuracy vs IPC (log scale) per method, for the rows evaluated on ``model``
+    (default: ``convnet`` when the table has it, else its first row's model)."""
     import matplotlib.pyplot as plt
 
+    if df.empty:
+        raise ValueError("no rows to plot")
+    model = model or ("convnet" if (df["model"] == "convnet").any() else df["model"].iloc[0])
     df = df[df["model"] == model]
+    if df.empty:
+        raise ValueError(f"no rows evaluated on {model!r}")
     datasets = sorted(df["dataset"].unique())
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
@@ -37,6 +44,27 @@ def quality_figure(df: pd.DataFrame, model: str = "convnet"):
         ax.set(xlabel="images per class", ylabel="test accuracy (%)", title=f"{dataset} ({model})")
         ax.grid(alpha=0.3)
         ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def cross_architecture_figure(df: pd.DataFrame, ipc: int = 10):
+    """Mean ± std test accuracy of each method's ``ipc`` set on every evaluation model, one panel per
+    dataset: how well a set condensed with one network trains others."""
+    import matplotlib.pyplot as plt
+
+    df = df[df["ipc"] == ipc]
+    if df["model"].nunique() < 2:
+        raise ValueError(f"the table has no IPC {ipc} rows on more than one evaluation model")
+    datasets = sorted(df["dataset"].unique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        sub = df[df["dataset"] == dataset]
+        means = sub.pivot_table(index="model", columns="method", values="acc_mean")
+        stds = sub.pivot_table(index="model", columns="method", values="acc_std")
+        means.plot.bar(ax=ax, yerr=stds, capsize=2, rot=30)
+        ax.set(xlabel="evaluation model", ylabel="test accuracy (%)", title=f"{dataset}, IPC {ipc}")
+        ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return fig
 
