@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,3 +36,19 @@ def digits():
 @pytest.fixture(scope="session")
 def mnist(data_root):
     return load_dataset("mnist", data_root)
+
+
+BenchmarkRunner = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def run_benchmark() -> BenchmarkRunner:
+    """``run_benchmark("condense.py", *args, cwd=DIR)``: a script of ``benchmarks/`` in a fresh, one-thread
+    interpreter (as users run them), its output captured as text."""
+
+    def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+        env = {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+        argv = [sys.executable, str(REPO / "benchmarks" / script), *args]
+        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+
+    return run

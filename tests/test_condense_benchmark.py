@@ -1,33 +1,21 @@
 """benchmarks/condense.py: rows land as they finish, sets come from the shared cache, reruns skip rows."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "benchmarks" / "condense.py"
 
-
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True)
-
-
-def test_rows_resume_and_cross_architecture_rows_reuse_the_cached_set(tmp_path):
+def test_rows_resume_and_cross_architecture_rows_reuse_the_cached_set(tmp_path, run_benchmark):
     common = [
         "--datasets", "digits", "--methods", "dm", "--ipcs", "10", "--param", "dm.iterations=5",
         "--param", "dm.batch_real=16", "--param", "dm.model=convnet:depth=2,width=16", "--eval-seeds", "2",
         "--eval-epochs", "2", "--out", str(tmp_path / "quality.csv"), "--cache", str(tmp_path / "cache"),
     ]  # fmt: skip
-    first = _run(*common, "--models", "convnet:depth=2,width=16", cwd=tmp_path)
+    first = run_benchmark("condense.py", *common, "--models", "convnet:depth=2,width=16", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     cached = list((tmp_path / "cache").rglob("*.pt"))
     assert len(cached) == 1
     stamp = cached[0].stat().st_mtime_ns
 
-    second = _run(*common, "--models", "convnet:depth=2,width=16", "mlp", cwd=tmp_path)
+    second = run_benchmark("condense.py", *common, "--models", "convnet:depth=2,width=16", "mlp", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     table = pd.read_csv(tmp_path / "quality.csv")
     assert sorted(table["model"]) == ["convnet:depth=2,width=16", "mlp"]  # the ConvNet row was not redone

@@ -1,27 +1,15 @@
 """benchmarks/time_to_quality.py: one condensation, its snapshots evaluated, resumable and checked up front."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "benchmarks" / "time_to_quality.py"
 
-
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True)
-
-
-def test_snapshots_become_rows_and_a_rerun_skips_them(tmp_path):
+def test_snapshots_become_rows_and_a_rerun_skips_them(tmp_path, run_benchmark):
     args = [
         "--dataset", "digits", "--method", "dm", "--ipc", "3", "--param", "iterations=12", "--param", "batch_real=16",
         "--param", "model=convnet:depth=2,width=16", "--snapshots", "4", "12", "--eval-seeds", "2",
         "--eval-epochs", "3", "--out", str(tmp_path / "curve.csv"), "--work", str(tmp_path / "work"),
     ]  # fmt: skip
-    first = _run(*args, cwd=tmp_path)
+    first = run_benchmark("time_to_quality.py", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     table = pd.read_csv(tmp_path / "curve.csv")
     assert table["iteration"].tolist() == [4, 12] and (table["n_eval"] == 2).all()
@@ -29,14 +17,16 @@ def test_snapshots_become_rows_and_a_rerun_skips_them(tmp_path):
     assert table["acc_mean"].between(0, 100).all() and (tmp_path / "curve.png").is_file()
     assert len(list((tmp_path / "work").glob("*/iteration*.pt"))) == 2  # the snapshot sets, kept for reuse
 
-    again = _run(*args, cwd=tmp_path)
+    again = run_benchmark("time_to_quality.py", *args, cwd=tmp_path)
     assert again.returncode == 0 and "already in" in again.stdout
     assert len(pd.read_csv(tmp_path / "curve.csv")) == 2
 
 
-def test_bad_input_fails_before_any_work(tmp_path):
-    coreset = _run("--method", "herding", "--snapshots", "5", cwd=tmp_path)
+def test_bad_input_fails_before_any_work(tmp_path, run_benchmark):
+    coreset = run_benchmark("time_to_quality.py", "--method", "herding", "--snapshots", "5", cwd=tmp_path)
     assert coreset.returncode == 2 and "coreset" in coreset.stderr
-    beyond = _run("--method", "dm", "--param", "iterations=5", "--snapshots", "10", cwd=tmp_path)
+    beyond = run_benchmark(
+        "time_to_quality.py", "--method", "dm", "--param", "iterations=5", "--snapshots", "10", cwd=tmp_path
+    )
     assert beyond.returncode == 2 and "snapshot_at 10 is beyond" in beyond.stderr
     assert not (tmp_path / "runs").exists()
