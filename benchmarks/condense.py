@@ -39,6 +39,7 @@ COLUMNS = [
     "method", "dataset", "ipc", "acc_mean", "acc_std", "n_eval", "condense_seconds", "eval_epochs", "seed", "machine",
     "model", "eval_augment", "eval_seconds", "accuracies", "command",
 ]  # fmt: skip
+CROSS_ARCH_IPC = 10  # the issue's cross-architecture rows are at IPC 10
 KEY = ["method", "dataset", "ipc", "seed", "model", "eval_epochs", "eval_augment"]
 
 
@@ -65,9 +66,9 @@ def plot(table_path: Path) -> list[Path]:
     """Accuracy vs IPC beside the table, and the cross-architecture bars when the table has them."""
     table = pd.read_csv(table_path)
     paths = [save_figure(quality_figure(table), table_path.with_suffix(".png"))]
-    if table.loc[table["ipc"] == 10, "model"].nunique() > 1:
+    if table.loc[table["ipc"] == CROSS_ARCH_IPC, "model"].nunique() > 1:
         cross = table_path.with_name(table_path.stem + "_cross_arch.png")
-        paths.append(save_figure(cross_architecture_figure(table, ipc=10), cross))
+        paths.append(save_figure(cross_architecture_figure(table, ipc=CROSS_ARCH_IPC), cross))
     return paths
 
 
