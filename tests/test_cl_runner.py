@@ -53,6 +53,7 @@ def settings(tmp_path) -> CLSettings:
         (CLCase("split-digits", "replay", "dm", 10), {"condense_params": {"dm": {"speed": 1}}}, "does not accept"),
         (CLCase("split-mnist", "replay", "dm", 10), {"model": "convnet:depth=9"}, "ConvNet depth 9 with pool"),
         (CLCase("split-omniglot", "replay", "dm", 10), {}, "unknown benchmark 'split-omniglot'"),
+        (CLCase("split-digits", "gdumb", "dm", 10), {"augment": "crop_warp"}, "unknown DSA operation"),
     ],
 )
 def test_bad_input_is_a_clear_error_before_anything_runs(case, change, message, settings, tmp_path):
@@ -98,6 +99,15 @@ def test_condensed_sets_are_reused_across_strategies_and_finished_rows_are_skipp
     result = json.loads((replay_run / "result.json").read_text())
     assert result["forgetting"] == pytest.approx(final["live_forgetting"])  # equals Avalanche's own metric
     assert not list(replay_run.glob("*.pt"))  # resume state is dropped once the run is done
+
+
+def test_augmented_training_is_a_configuration_of_its_own(settings, tmp_path):
+    table, case = tmp_path / "cl.csv", CLCase("split-digits", "gdumb", "class-balanced", 4)
+    plain = run_cases([case], settings, table)[0]
+    augmented = run_cases([case], replace(settings, augment="dsa"), table)[0]
+    assert plain["augment"] == "" and augmented["augment"] == "color_crop_cutout_scale_rotate"  # no flip on digits
+    assert augmented["config_id"] != plain["config_id"] and len(pd.read_csv(table)) == 2
+    assert augmented["acc_per_experience"] != plain["acc_per_experience"]  # same seed: DSA changed the training
 
 
 def _cl_command(out: Path, cache: Path) -> list[str]:

@@ -54,6 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="learner model spec (default: the benchmark's)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per experience (default: the benchmark's)")
     p.add_argument("--memory-epochs", type=int, default=None, help="gdumb: epochs on the memory per experience")
+    p.add_argument(
+        "--augment", default=None, metavar="DSA",
+        help="DSA on every training mini-batch: 'dsa' (the dataset's default operations) or ops such as crop_flip",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="default: on for CPU")
@@ -98,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     settings = CLSettings(
         order_seeds=tuple(range(args.orders)), class_order=_class_order(args.class_order), model=args.model,
         epochs=args.epochs, memory_epochs=args.memory_epochs, batch_size=args.batch_size, lr=args.lr, bf16=args.bf16,
-        mem_bytes=args.mem_bytes, budget=args.budget, condense_params=parse_method_params(args.param),
+        mem_bytes=args.mem_bytes, budget=args.budget, augment=args.augment,
+        condense_params=parse_method_params(args.param),
         device=args.device, data_root=args.data_root, cache_dir=args.cache,
         run_root=str(args.runs or out.parent / "runs"),
     )  # fmt: skip

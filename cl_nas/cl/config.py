@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cl_nas.augment import default_strategy, parse_strategy
 from cl_nas.cl.buffers import NEEDS_TASK_LABELS, BufferSpec, parse_buffer
 from cl_nas.cl.precision import bytes_per_image, images_in_budget
 from cl_nas.cl.scenarios import BenchmarkSpec, benchmark_spec, check_class_order, class_order
@@ -58,6 +59,7 @@ class CLSettings:
     bf16: bool | None = None  # None: on when training on a CPU
     mem_bytes: int | None = None  # overrides mem_per_class
     budget: str = "per-class"  # or "shared"
+    augment: str | None = None  # DSA on every training mini-batch: "dsa" (the dataset's default) or ops "crop_flip"
     condense_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # method -> options
     device: str = "auto"
     data_root: str | None = None
@@ -79,6 +81,7 @@ class CasePlan:
     orders: tuple[tuple[str, int, tuple[int, ...]], ...]  # (label, seed, class order)
     condense_params: Mapping[str, Any]
     config_id: str
+    augment: str | None = None  # the DSA strategy string, resolved
 
     @property
     def run_dir(self) -> Path:
@@ -114,6 +117,14 @@ def _condense_params(buffer: BufferSpec, spec: BenchmarkSpec, settings: CLSettin
     except TypeError as err:  # an option the method does not have
         raise ValueError(f"condenser {buffer.method!r} does not accept options {params}: {err}") from err
     return params
+
+
+def _augment(settings: CLSettings, spec: BenchmarkSpec) -> str | None:
+    if settings.augment is None:
+        return None
+    strategy = default_strategy(spec.dataset) if settings.augment == "dsa" else settings.augment
+    parse_strategy(strategy)  # an unknown operation fails here, before any training
+    return strategy
 
 
 def plan_case(case: CLCase, settings: CLSettings, *, cpu: bool = True) -> CasePlan:
@@ -158,11 +169,14 @@ def plan_case(case: CLCase, settings: CLSettings, *, cpu: bool = True) -> CasePl
     bf16 = cpu if settings.bf16 is None else settings.bf16
     train = TrainConfig(epochs=epochs, lr=settings.lr, batch_size=settings.batch_size, bf16=bf16)
     params = _condense_params(buffer, spec, settings, model)
+    augment = _augment(settings, spec)
     identity = {
         "version": CONFIG_VERSION, **asdict(case), "mem_bytes": mem_bytes, "precision": buffer.precision,
         "budget": settings.budget if with_memory else None, "model": model, "train": train.as_dict(),
         "condense": params,
     }  # fmt: skip
+    if augment is not None:  # only when on, so run folders made before the option existed stay valid
+        identity["augment"] = augment
     config_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     orders = _orders(settings, spec)
-    return CasePlan(case, spec, buffer, model, train, mem_bytes, memory_images, orders, params, config_id)
+    return CasePlan(case, spec, buffer, model, train, mem_bytes, memory_images, orders, params, config_id, augment)

@@ -5,6 +5,7 @@ starts every experience with fresh state at ``lr`` (so a resumed run, whose opti
 exactly like an uninterrupted one) and ``lr`` drops x0.1 after ``decay_at`` of the experience's epochs,
 as :func:`cl_nas.train.train_model` does. :class:`AutocastPlugin` runs forward passes under bf16
 autocast, about 2x faster on CPUs with AVX-512-BF16, and hands float32 logits to the loss and metrics.
+:class:`AugmentPlugin` augments every training mini-batch (DSA, as the papers train on synthetic sets).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from avalanche.core import SupervisedPlugin
 
-from cl_nas.train import TrainConfig, autocast
+from cl_nas.train import Augment, TrainConfig, autocast
 
 
 class TrainProtocolPlugin(SupervisedPlugin):
@@ -63,3 +64,18 @@ class AutocastPlugin(SupervisedPlugin):
 
     def after_eval_forward(self, strategy: Any, *args, **kwargs) -> None:
         self._exit(strategy)
+
+
+class AugmentPlugin(SupervisedPlugin):
+    """Replace every training mini-batch's images by ``augment(images)`` (each image its own draw).
+
+    The papers evaluate condensed sets with DSA on every batch; without it a model overfits a memory of a
+    few images per class. Evaluation batches are left alone.
+    """
+
+    def __init__(self, augment: Augment):
+        super().__init__()
+        self.augment = augment
+
+    def before_forward(self, strategy: Any, *args, **kwargs) -> None:
+        strategy.mbatch[0] = self.augment(strategy.mbatch[0])

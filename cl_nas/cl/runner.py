@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from cl_nas.augment import DSA
 from cl_nas.cl.buffers import build_memory
 from cl_nas.cl.condensed_buffer import CondensedBuffer
 from cl_nas.cl.config import CasePlan, CLCase, CLSettings, plan_case
@@ -49,7 +50,7 @@ COLUMNS = [
     "benchmark", "strategy", "buffer", "mem_per_class", "n_orders", "final_acc_mean", "final_acc_std",
     "avg_incremental_acc", "forgetting", "condense_seconds", "train_seconds", "machine",
     "avg_incremental_acc_std", "forgetting_std", "acc_per_experience", "budget", "mem_bytes", "memory_images",
-    "model", "epochs", "config_id", "command",
+    "model", "epochs", "augment", "config_id", "command",
 ]  # fmt: skip
 KEY = ["benchmark", "strategy", "buffer", "mem_per_class", "n_orders", "config_id"]
 
@@ -88,7 +89,9 @@ def build_learner(plan: CasePlan, settings: CLSettings, seed: int = 0, run_dir: 
             total_num_classes=plan.spec.num_classes if settings.budget == "per-class" else None,
         )  # fmt: skip
         memory = ResumableBuffer(inner)
-    return model, memory, build_strategy(plan.case.strategy, model, plan.train, memory=memory, device=device)
+    augment = DSA(plan.augment) if plan.augment else None
+    strategy = build_strategy(plan.case.strategy, model, plan.train, memory=memory, augment=augment, device=device)
+    return model, memory, strategy
 
 
 def _restore(run_dir: Path, finished: int, strategy: Any, memory: ResumableBuffer | None, experiences: list) -> None:
@@ -199,7 +202,7 @@ def aggregate(
         "acc_per_experience": " ".join(f"{statistics.fmean(c):.2f}" for c in curves),
         "budget": settings.budget if plan.buffer.has_memory else "", "mem_bytes": plan.mem_bytes,
         "memory_images": summaries[0]["memory_images"], "model": plan.model,
-        "epochs": plan.train.epochs, "config_id": plan.config_id, "command": command,
+        "epochs": plan.train.epochs, "augment": plan.augment or "", "config_id": plan.config_id, "command": command,
     }  # fmt: skip
 
 

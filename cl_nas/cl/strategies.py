@@ -8,7 +8,8 @@
   weights on the memory alone at every experience.
 
 All of them train under :class:`~cl_nas.cl.protocol.TrainProtocolPlugin` (cl_nas's SGD protocol per
-experience), optionally bf16 autocast, and evaluate with Avalanche's accuracy and forgetting metrics.
+experience), optionally with augmented mini-batches and bf16 autocast, and evaluate with Avalanche's
+accuracy and forgetting metrics.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
 from cl_nas.cl.gdumb import GDumbStylePlugin
-from cl_nas.cl.protocol import AutocastPlugin, TrainProtocolPlugin
-from cl_nas.train import TrainConfig
+from cl_nas.cl.protocol import AugmentPlugin, AutocastPlugin, TrainProtocolPlugin
+from cl_nas.train import Augment, TrainConfig
 
 STRATEGIES = ("naive", "joint", "replay", "gdumb")
 MEMORY_STRATEGIES = ("replay", "gdumb")
@@ -53,13 +54,17 @@ def build_strategy(
     config: TrainConfig,
     *,
     memory: ExemplarsBuffer | None = None,
+    augment: Augment | None = None,
     device: torch.device = torch.device("cpu"),
 ) -> SupervisedTemplate:
-    """Strategy ``name`` training ``model`` for ``config.epochs`` per experience (on the memory for ``gdumb``)."""
+    """Strategy ``name`` training ``model`` for ``config.epochs`` per experience (on the memory for ``gdumb``),
+    on mini-batches passed through ``augment`` when given (replayed images included)."""
     check_strategy(name)
     if (name in MEMORY_STRATEGIES) != (memory is not None):
         raise ValueError(f"strategy {name!r} {'needs' if name in MEMORY_STRATEGIES else 'takes no'} memory")
     plugins = [TrainProtocolPlugin(config)]
+    if augment is not None:  # before autocast: augmentation runs in float32
+        plugins.append(AugmentPlugin(augment))
     if config.bf16:
         plugins.append(AutocastPlugin())
     if name == "replay":
