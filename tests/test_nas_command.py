@@ -29,9 +29,11 @@ def test_tiny_study_end_to_end_with_pruning_and_report(tmp_path, capsys):
     argv += ["--report-every", "1", "--controls", "earlystop", "--seeds", "0", "1", "--space", "width=32"]
     assert run(_args(tmp_path, *argv)) == 0  # no ground truth yet: the proxy's ranking only
     assert "no correlation report" in capsys.readouterr().out
-    assert run(_args(tmp_path, *argv, "--ground-truth", "--gt-archs", "6", "--gt-epochs", "1")) == 0
+    gt = ["--ground-truth", "--gt-archs", "6", "--gt-epochs", "1", "--gt-reseeds", "1", "--gt-reseed-archs", "4"]
+    assert run(_args(tmp_path, *argv, *gt)) == 0
     out = capsys.readouterr().out
     assert "[ground truth] complete 6/6" in out and "[random s0] complete" not in out  # proxies resumed, not rerun
+    assert "[ground truth s1] complete 4/4" in out and "| gt-reseed (1 ep) | 1 | 4 |" in out
     assert "| random (ipc 5, 3 ep) | 2 | 6 |" in out and "| earlystop (ipc 5, 1 ep) | 2 | 6 |" in out
     correlation = pd.read_csv(tmp_path / "out" / "nas_correlation.csv")
     assert list(correlation.columns) == [
@@ -39,11 +41,11 @@ def test_tiny_study_end_to_end_with_pruning_and_report(tmp_path, capsys):
         "seed", "machine",
     ]  # fmt: skip
     assert sorted(zip(correlation.proxy, correlation.seed, strict=True)) == [
-        ("earlystop", 0), ("earlystop", 1), ("random", 0), ("random", 1)
+        ("earlystop", 0), ("earlystop", 1), ("gt-reseed", 1), ("random", 0), ("random", 1)
     ]  # fmt: skip
-    assert (correlation.n_arch == 6).all() and (correlation.speedup > 0).all()
+    assert list(correlation.n_arch) == [6, 6, 6, 6, 4] and (correlation.speedup > 0).all()
     scores = pd.read_csv(tmp_path / "out" / "nas_scores.csv")
-    assert len(scores) == 4 * 6 and set(scores.full_epochs) == {1}
+    assert len(scores) == 4 * 6 + 4 and set(scores.full_epochs) == {1}
     assert (tmp_path / "out" / "nas_scatter.png").stat().st_size > 10_000
     assert (tmp_path / "out" / "nas_report.md").read_text().startswith("# NAS proxy correlation: digits")
 
@@ -66,6 +68,8 @@ def _closed_port() -> int:
         (["--space", "kernel=3"], r"no dimension\(s\) \['kernel'\]"),
         (["--trials", "601"], "--trials 601 exceeds the 600 architectures that fit digits"),
         (["--proxy", "magic"], "unknown proxy 'magic'"),
+        (["--gt-reseeds", "0"], "must differ from the ground truth's own training seed 0"),
+        (["--gt-reseeds", "1", "--gt-reseed-archs", "49"], "--gt-reseed-archs must be between 1 and --gt-archs"),
         (["--proxy", "dm", "--param", "bogus=1"], "proxy 'dm'.*bogus"),
         (["--controls", "earlystop", "--ipc", "100", "--epochs", "20"], "earlystop .* needs 20000 samples"),
     ],

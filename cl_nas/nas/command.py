@@ -8,7 +8,10 @@ One command does the whole study, resumably (rerun it to continue after any inte
    same budget), with the chosen sampler and pruner;
 2. with ``--ground-truth``, train the ground-truth sample on the full training split (skipping the
    architectures already done);
-3. unless ``--no-report``, print the correlation report and write it under ``--out``.
+3. with ``--gt-reseeds``, retrain the first ``--gt-reseed-archs`` of them with other training seeds:
+   reported as the proxy ``gt-reseed``, the ground truth's own seed noise, hence the ceiling any
+   proxy's agreement with it can reach;
+4. unless ``--no-report``, print the correlation report and write it under ``--out``.
 
 Scale-out: give every worker the same command and a shared ``--storage postgresql://...``; they
 split every study between them, and a killed worker's trial is retried by the others. Give all but
@@ -35,6 +38,7 @@ from cl_nas.nas.space import SearchSpace, convnet_space, parse_space_overrides
 from cl_nas.nas.storage import DEFAULT_HEARTBEAT_SECONDS, DEFAULT_STORAGE, mask_url, open_storage
 from cl_nas.utils import machine_description, parse_params
 
+RESEED = "gt-reseed"  # the ground truth retrained with another seed, reported like a proxy
 HELP = "proxy NAS on condensed data with Optuna, and how well the proxy ranks architectures"
 
 
@@ -64,6 +68,11 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--ground-truth", action="store_true", help="train (or resume) the full-data ground truth")
     p.add_argument("--gt-archs", type=int, default=GroundTruthConfig.n_arch, help="ground-truth architectures")
     p.add_argument("--gt-epochs", type=int, default=GroundTruthConfig.epochs, help="full-data epochs each")
+    p.add_argument(
+        "--gt-reseeds", type=int, nargs="+", default=[], metavar="SEED",
+        help="retrain ground-truth architectures with these training seeds (reported as proxy gt-reseed)",
+    )  # fmt: skip
+    p.add_argument("--gt-reseed-archs", type=int, default=None, help="how many of them (default: --gt-archs)")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help="sqlite:///FILE or postgresql://USER:PW@HOST/DB")
     p.add_argument("--heartbeat-interval", type=int, default=DEFAULT_HEARTBEAT_SECONDS, help="seconds")
     p.add_argument("--grace-period", type=int, default=None, help="seconds before a silent trial is retried")
@@ -89,6 +98,12 @@ def _check_args(args: argparse.Namespace) -> None:
         value = getattr(args, flag)
         if value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}")
+    if args.gt_reseed_archs is not None and not 1 <= args.gt_reseed_archs <= args.gt_archs:
+        raise ValueError(
+            f"--gt-reseed-archs must be between 1 and --gt-archs ({args.gt_archs}), got {args.gt_reseed_archs}"
+        )
+    if GroundTruthConfig.seed in args.gt_reseeds:
+        raise ValueError(f"--gt-reseeds must differ from the ground truth's own training seed {GroundTruthConfig.seed}")
     if args.report_every is not None and args.report_every < 1:
         raise ValueError(f"--report-every must be a positive integer, got {args.report_every}")
     unknown = [p for p in [args.proxy, *args.controls] if p not in proxy_names()]
@@ -178,6 +193,13 @@ def run(args: argparse.Namespace) -> int:
         truth = _work(ground_truth, "ground truth", args.gt_archs)
     else:
         truth = ground_truth.scores()
+    reseed_archs = args.gt_reseed_archs or args.gt_archs
+    for seed in args.gt_reseeds:
+        config = GroundTruthConfig(reseed_archs, args.gt_epochs, args.arch_seed, seed)
+        search = open_ground_truth(storage, space, splits, config, **common)
+        scores = _work(search, f"ground truth s{seed}", reseed_archs) if args.ground_truth else search.scores()
+        if scores:
+            runs.append(ProxyRun(RESEED, None, seed, args.gt_epochs, scores))
     if args.no_report:
         return 0
     return _report(Path(args.out), dataset, truth, runs)
