@@ -12,6 +12,11 @@ the same command resume after a crash; a plot of accuracy per experience sits be
     python benchmarks/cl.py --benchmarks split-digits --orders 2 --out /tmp/cl.csv   # a quick check
 
 Every ``cl-nas cl`` option works here, e.g. ``--param dm.iterations=500`` or ``--buffers dm dm@uint8``.
+Ablations go to their own table, e.g. ``benchmarks/results/cl_ablation.csv`` (DSA on the memory)::
+
+    python benchmarks/cl.py --data-root ../shared/data --benchmarks split-fmnist --mem-per-class 10 --orders 3 \
+        --buffers class-balanced herding dm --strategies gdumb --augment dsa --out benchmarks/results/cl_ablation.csv
+
 Processes running in parallel (e.g. one per benchmark) need separate ``--out`` tables: each rewrites its
 whole table, so two writers of one file would drop each other's rows. Merge the CSVs afterwards.
 """
