@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 import cl_nas  # noqa: F401  (makes torchvision importable first)
-from cl_nas.augment import DSA, default_strategy
+from cl_nas.augment import DSA, resolve_strategy
 from cl_nas.condense import SyntheticCache, build_condenser
 from cl_nas.condense.plots import cross_architecture_figure, quality_figure, save_figure
 from cl_nas.data import canonical_name, dataset_info, load_dataset
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     for dataset in datasets:
         splits = load_dataset(dataset, args.data_root)
-        augment = DSA(default_strategy(dataset)) if args.augment == "dsa" else None
+        augment = DSA(strategy) if (strategy := resolve_strategy(args.augment, dataset)) else None
         for ipc in sorted(args.ipcs):
             for method, condenser in condensers.items():
                 key = dict(method=method, dataset=dataset, ipc=ipc, seed=args.seed, eval_epochs=args.eval_epochs)

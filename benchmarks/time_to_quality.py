@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 import cl_nas  # noqa: F401  (makes torchvision importable first)
-from cl_nas.augment import DSA, default_strategy
+from cl_nas.augment import DSA, resolve_strategy
 from cl_nas.cli import run_reporting_errors
 from cl_nas.condense import IterativeCondenser, build_condenser
 from cl_nas.condense.plots import curve_figure, save_figure
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"every snapshot of this run is already in {args.out}")
     else:
         train_config = TrainConfig(epochs=args.eval_epochs, bf16=resolve_device(args.device).type == "cpu")
-        augment = DSA(default_strategy(dataset)) if args.augment == "dsa" else None
+        augment = DSA(strategy) if (strategy := resolve_strategy(args.augment, dataset)) else None
         for syn in snapshot_sets(condenser, splits.train, args):
             iteration = syn.meta.config["iterations"]
             if table.has(**key, iteration=iteration):

@@ -31,6 +31,16 @@ def default_strategy(dataset: str) -> str:
     return DIGITS_STRATEGY if dataset in ("mnist", "usps", "svhn", "digits") else DEFAULT_STRATEGY
 
 
+def resolve_strategy(spec: str | None, dataset: str) -> str | None:
+    """The strategy string a user option names: None for ``None``/"none", the dataset's default for "dsa",
+    else ``spec`` itself, validated (an unknown operation raises ``ValueError``)."""
+    if spec is None or spec == "none":
+        return None
+    strategy = default_strategy(dataset) if spec == "dsa" else spec
+    parse_strategy(strategy)
+    return strategy
+
+
 def parse_strategy(strategy: str) -> tuple[str, ...]:
     ops = tuple(op for op in strategy.split("_") if op)
     unknown = [op for op in ops if op not in OPERATIONS]

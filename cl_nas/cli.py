@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cl_nas.augment import DSA, default_strategy
+from cl_nas.augment import DSA, resolve_strategy
 from cl_nas.cl import command as cl_command
 from cl_nas.condense import available_methods, build_condenser
 from cl_nas.data import DATA_ENV_VAR, DatasetUnavailableError, available_datasets, canonical_name, load_dataset
@@ -74,9 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _augment(spec: str, dataset: str) -> DSA | None:
-    if spec == "none":
-        return None
-    return DSA(default_strategy(dataset) if spec == "dsa" else spec)
+    strategy = resolve_strategy(spec, dataset)
+    return DSA(strategy) if strategy else None
 
 
 def cmd_condense(args: argparse.Namespace) -> int:

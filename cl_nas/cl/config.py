@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cl_nas.augment import default_strategy, parse_strategy
+from cl_nas.augment import resolve_strategy
 from cl_nas.cl.buffers import NEEDS_TASK_LABELS, BufferSpec, parse_buffer
 from cl_nas.cl.precision import bytes_per_image, images_in_budget
 from cl_nas.cl.scenarios import BenchmarkSpec, benchmark_spec, check_class_order, class_order
@@ -119,14 +119,6 @@ def _condense_params(buffer: BufferSpec, spec: BenchmarkSpec, settings: CLSettin
     return params
 
 
-def _augment(settings: CLSettings, spec: BenchmarkSpec) -> str | None:
-    if settings.augment is None:
-        return None
-    strategy = default_strategy(spec.dataset) if settings.augment == "dsa" else settings.augment
-    parse_strategy(strategy)  # an unknown operation fails here, before any training
-    return strategy
-
-
 def plan_case(case: CLCase, settings: CLSettings, *, cpu: bool = True) -> CasePlan:
     """Validate ``case`` under ``settings`` and resolve its defaults (``cpu``: whether bf16 defaults on)."""
     spec = benchmark_spec(case.benchmark)
@@ -169,7 +161,7 @@ def plan_case(case: CLCase, settings: CLSettings, *, cpu: bool = True) -> CasePl
     bf16 = cpu if settings.bf16 is None else settings.bf16
     train = TrainConfig(epochs=epochs, lr=settings.lr, batch_size=settings.batch_size, bf16=bf16)
     params = _condense_params(buffer, spec, settings, model)
-    augment = _augment(settings, spec)
+    augment = resolve_strategy(settings.augment, spec.dataset)  # an unknown operation fails here, before training
     identity = {
         "version": CONFIG_VERSION, **asdict(case), "mem_bytes": mem_bytes, "precision": buffer.precision,
         "budget": settings.budget if with_memory else None, "model": model, "train": train.as_dict(),

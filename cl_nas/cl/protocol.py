@@ -69,8 +69,8 @@ class AutocastPlugin(SupervisedPlugin):
 class AugmentPlugin(SupervisedPlugin):
     """Replace every training mini-batch's images by ``augment(images)`` (each image its own draw).
 
-    The papers evaluate condensed sets with DSA on every batch; without it a model overfits a memory of a
-    few images per class. Evaluation batches are left alone.
+    The papers evaluate condensed sets with DSA on every batch (for 1000 epochs: with fewer it can cost
+    accuracy, see ``benchmarks/results/cl_ablation.csv``). Evaluation batches are left alone.
     """
 
     def __init__(self, augment: Augment):

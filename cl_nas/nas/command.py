@@ -21,6 +21,7 @@ one of them ``--no-report``. Studies open in optuna-dashboard (see :mod:`cl_nas.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -195,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         truth = ground_truth.scores()
     reseed_archs = args.gt_reseed_archs or args.gt_archs
     for seed in args.gt_reseeds:
-        config = GroundTruthConfig(reseed_archs, args.gt_epochs, args.arch_seed, seed)
+        config = dataclasses.replace(gt_config, n_arch=reseed_archs, seed=seed)
         search = open_ground_truth(storage, space, splits, config, **common)
         scores = _work(search, f"ground truth s{seed}", reseed_archs) if args.ground_truth else search.scores()
         if scores:
