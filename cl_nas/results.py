@@ -2,7 +2,8 @@
 
 Each row is written as soon as its run finishes (atomically: temporary file, then rename),
 so a killed benchmark loses at most the run in progress, and rerunning the same command
-skips every run whose key columns are already in the table.
+skips every run whose key columns are already in the table. Several processes may append to
+one table: each append takes a file lock and merges with the rows on disk, so none is lost.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from cl_nas.utils import exclusive_lock
+
 
 class ResultsTable:
     """A CSV of result rows identified by ``key_columns``; ``columns`` fixes the column order."""
@@ -26,12 +29,15 @@ class ResultsTable:
         missing = set(self.key_columns) - set(self.columns)
         if missing:
             raise ValueError(f"key columns {sorted(missing)} are not among the table's columns")
+        self.frame = pd.DataFrame(columns=self.columns)
+        self._read()
+
+    def _read(self) -> None:
+        """Load the rows on disk (those of other processes included)."""
         if self.path.is_file():
             self.frame = pd.read_csv(self.path)
             extra = [c for c in self.frame.columns if c not in self.columns]
             self.columns += extra  # keep columns written by other versions rather than drop data
-        else:
-            self.frame = pd.DataFrame(columns=self.columns)
 
     def _key(self, row: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(str(row[c]) for c in self.key_columns)
@@ -48,14 +54,15 @@ class ResultsTable:
         unknown = set(row) - set(self.columns)
         if unknown:
             raise ValueError(f"row has columns {sorted(unknown)} that the table does not define")
-        keep = [self._key(r) != self._key(row) for r in self.frame[self.key_columns].astype(str).to_dict("records")]
-        self.frame = pd.concat([self.frame[keep], pd.DataFrame([row])], ignore_index=True)[self.columns]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            self.frame.to_csv(tmp, index=False)
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
+            self._read()  # another process may have appended since this table was read
+            keep = [self._key(r) != self._key(row) for r in self.frame[self.key_columns].astype(str).to_dict("records")]
+            self.frame = pd.concat([self.frame[keep], pd.DataFrame([row])], ignore_index=True)[self.columns]
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+            os.close(fd)
+            try:
+                self.frame.to_csv(tmp, index=False)
+                os.replace(tmp, self.path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)

@@ -14,18 +14,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from cl_nas.condense import Condenser, SyntheticCache, available_methods, build_condenser
 from cl_nas.data import ImageDataset
 from cl_nas.synthetic import SyntheticSet
+from cl_nas.utils import exclusive_lock
 
 EARLY_STOP = "earlystop"
 FULL = "full"
@@ -55,15 +52,6 @@ class TrainingData:
     def sample_passes(self) -> int:
         """Sample gradients one candidate costs: the compute budget that controls are matched on."""
         return self.images.shape[0] * self.epochs
-
-
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path``: workers sharing a cache folder condense each set once, not each."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
-        yield
 
 
 def _condenser(name: str, params: dict | None, device: str | torch.device) -> Condenser:
@@ -109,7 +97,7 @@ def proxy_data(
         key = f"{EARLY_STOP}-{train.content_hash()}-n{budget}-s{seed}"
         return TrainingData(EARLY_STOP, train.images[order], train.labels[order], 1, key, ipc)
     condenser = _condenser(name, params, device)
-    with _exclusive(cache.path(condenser, train, ipc, seed).with_suffix(".lock")):
+    with exclusive_lock(cache.path(condenser, train, ipc, seed).with_suffix(".lock")):
         syn = cache.get_or_condense(condenser, train, ipc, seed)
     return TrainingData(name, syn.images, syn.labels, epochs, condenser.cache_key(train, ipc, seed), ipc)
 
