@@ -285,6 +285,32 @@ def test_cache_condenses_once(digits, tmp_path):
     assert runtime_only.calls == 0
 
 
+class InterruptedDM(DMCondenser):
+    """DM stopped by Ctrl-C in iteration ``stop_at`` (not a constructor option: the cache key stays DM's)."""
+
+    stop_at = 25
+
+    def step(self, run, iteration):
+        if iteration == self.stop_at:
+            raise KeyboardInterrupt
+        return super().step(run, iteration)
+
+
+def test_an_interrupted_cached_condensation_resumes_from_its_checkpoint(digits, tmp_path):
+    options = {**FAST["dm"], "iterations": 30, "checkpoint_every": 10}
+    cache = SyntheticCache(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        cache.get_or_condense(InterruptedDM(**options), digits.train, 2, seed=0)
+    (checkpoint,) = cache.checkpoint_root.glob("*.ckpt")
+    assert torch.load(checkpoint, weights_only=True)["iteration"] == 20
+    resumed = CountingDM(**options)
+    result = cache.get_or_condense(resumed, digits.train, 2, seed=0)
+    assert resumed.steps == 10  # from the checkpoint, not from the start
+    assert not checkpoint.exists()
+    uninterrupted = DMCondenser(**options).condense(digits.train, 2, seed=0)
+    assert torch.equal(result.images, uninterrupted.images)
+
+
 def test_cache_root_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(CACHE_ENV_VAR, str(tmp_path / "elsewhere"))
     assert SyntheticCache().root == tmp_path / "elsewhere"

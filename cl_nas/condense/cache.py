@@ -6,6 +6,8 @@ checkpointing) are not part of it. Files are :class:`~cl_nas.synthetic.Synthetic
 atomically, so concurrent or interrupted writers never leave a half-written entry.
 
 The root is the ``root`` argument, else ``$CL_NAS_CACHE``, else ``~/.cache/cl_nas/synthetic``.
+Iterative condensations that have no checkpoint folder of their own checkpoint under
+``<root>/checkpoints``, so an interrupted ``get_or_condense`` resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from cl_nas.condense.base import Condenser
+from cl_nas.condense.iterative import IterativeCondenser
 from cl_nas.data import ImageDataset
 from cl_nas.synthetic import SyntheticSet, SyntheticSetError
 
@@ -32,6 +35,7 @@ class SyntheticCache:
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = resolve_cache_root(root)
+        self.checkpoint_root = self.root / "checkpoints"
 
     def path(self, condenser: Condenser, train_set: ImageDataset, ipc: int, seed: int) -> Path:
         return self.root / f"{condenser.cache_key(train_set, ipc, seed)}.pt"
@@ -48,10 +52,16 @@ class SyntheticCache:
             return None
 
     def get_or_condense(self, condenser: Condenser, train_set: ImageDataset, ipc: int, seed: int = 0) -> SyntheticSet:
-        """The cached result of ``condenser.condense(train_set, ipc, seed)``, computing and storing it once."""
+        """The cached result of ``condenser.condense(train_set, ipc, seed)``, computing and storing it once.
+
+        An iterative ``condenser`` without a ``checkpoint_dir`` is given ``checkpoint_root`` (a runtime
+        option, outside the cache key), so a call that was killed resumes from its last checkpoint.
+        """
         cached = self.get(condenser, train_set, ipc, seed)
         if cached is not None:
             return cached
+        if isinstance(condenser, IterativeCondenser) and condenser.checkpoint_dir is None:
+            condenser.checkpoint_dir = self.checkpoint_root
         result = condenser.condense(train_set, ipc, seed)
         result.save(self.path(condenser, train_set, ipc, seed))
         return result
