@@ -11,6 +11,10 @@ the same command skips finished rows (resume). A plot of accuracy vs IPC sits be
 Synthetic sets come from the shared cache (``--cache``, else ``$CL_NAS_CACHE``), so the
 cross-architecture rows (``--models``) and the NAS proxy reuse the sets the ConvNet rows made.
 
+``--images`` also draws the methods' sets side by side, one figure per dataset and IPC
+(``condense_quality_images_<dataset>_ipc<k>.png`` beside the table; rows already recorded are not
+evaluated again, their sets are read from the cache).
+
 ``--speed`` instead times one DM step and one DC outer iteration against a straightforward
 implementation (see ``benchmarks/speed.py``) and writes ``condense_speed.csv``.
 """
@@ -27,7 +31,7 @@ import pandas as pd
 import cl_nas  # noqa: F401  (makes torchvision importable first)
 from cl_nas.augment import DSA, resolve_strategy
 from cl_nas.condense import SyntheticCache, build_condenser
-from cl_nas.condense.plots import cross_architecture_figure, quality_figure, save_figure
+from cl_nas.condense.plots import cross_architecture_figure, quality_figure, save_figure, synthetic_sets_figure
 from cl_nas.data import canonical_name, dataset_info, load_dataset
 from cl_nas.models import build_model, model_spec_string
 from cl_nas.results import ResultsTable
@@ -58,6 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache", default=None, help="synthetic-set cache folder (default: $CL_NAS_CACHE)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=str(RESULTS / "condense_quality.csv"))
+    p.add_argument("--images", action="store_true", help="draw each dataset and IPC's sets side by side")
     p.add_argument("--speed", action="store_true", help="run the speed benchmark instead")
     return p.parse_args(argv)
 
@@ -100,13 +105,15 @@ def main(argv=None) -> int:
         splits = load_dataset(dataset, args.data_root)
         augment = DSA(strategy) if (strategy := resolve_strategy(args.augment, dataset)) else None
         for ipc in sorted(args.ipcs):
+            sets = {}
             for method, condenser in condensers.items():
                 key = dict(method=method, dataset=dataset, ipc=ipc, seed=args.seed, eval_epochs=args.eval_epochs)
                 key["eval_augment"] = args.augment
                 todo = [m for m in args.models if not table.has(**key, model=model_spec_string(m))]
-                if not todo:
+                if not todo and not args.images:
                     continue
                 syn = cache.get_or_condense(condenser, splits.train, ipc, seed=args.seed)  # shared with CL and NAS
+                sets[method] = syn
                 for model in todo:
                     t0 = time.perf_counter()
                     result = evaluate_protocol(
@@ -126,6 +133,10 @@ def main(argv=None) -> int:
                         f"(condense {row['condense_seconds']} s, eval {row['eval_seconds']} s)",
                         flush=True,
                     )
+            if args.images:
+                path = Path(args.out)
+                path = path.with_name(f"{path.stem}_images_{dataset}_ipc{ipc}.png")
+                print(f"images: {save_figure(synthetic_sets_figure(sets), path)}")
     plot(Path(args.out))
     print(f"done in {time.perf_counter() - start:.0f} s on {machine}; table: {args.out}")
     return 0

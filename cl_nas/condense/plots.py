@@ -2,9 +2,10 @@
 
 * :func:`quality_figure`: accuracy vs images per class, one panel per dataset (``condense_quality.csv``);
 * :func:`cross_architecture_figure`: one IPC's sets evaluated on several models (same table);
-* :func:`curve_figure`: accuracy vs condensation time, one panel per dataset (``condense_curve.csv``).
+* :func:`curve_figure`: accuracy vs condensation time, one panel per dataset (``condense_curve.csv``);
+* :func:`synthetic_sets_figure`: several methods' sets side by side, one row per class each.
 
-Each takes the table as a DataFrame and returns a matplotlib figure; :func:`save_figure` writes one.
+Each takes the table (or the sets) and returns a matplotlib figure; :func:`save_figure` writes one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
+
+from cl_nas.synthetic import SyntheticSet
 
 # the engine issue's targets: IPC 10 test accuracy (%) within 15 minutes of condensation on this CPU
 IPC10_TARGETS = {"mnist": 97.4, "fashionmnist": 84.0}
@@ -94,6 +97,22 @@ def curve_figure(
         ax.set(xlabel="condensation time (min)", ylabel="test accuracy (%)", title=dataset)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def synthetic_sets_figure(sets: Mapping[str, SyntheticSet], max_per_class: int | None = 10):
+    """One panel per entry of ``sets`` (title: its key, e.g. the method), each the set's image grid:
+    one row per class, at most ``max_per_class`` images per row."""
+    import matplotlib.pyplot as plt
+
+    if not sets:
+        raise ValueError("no synthetic sets to draw")
+    fig, axes = plt.subplots(1, len(sets), figsize=(2.4 * len(sets), 2.8), squeeze=False)
+    for ax, (title, syn) in zip(axes[0], sets.items(), strict=True):
+        ax.imshow(syn.grid(max_per_class).permute(1, 2, 0).numpy())
+        ax.set_title(title)
+        ax.axis("off")
     fig.tight_layout()
     return fig
 
