@@ -3,12 +3,18 @@
 import pandas as pd
 
 
-def test_rows_resume_and_cross_architecture_rows_reuse_the_cached_set(tmp_path, run_benchmark):
-    common = [
-        "--datasets", "digits", "--methods", "dm", "--ipcs", "10", "--param", "dm.iterations=5",
-        "--param", "dm.batch_real=16", "--param", "dm.model=convnet:depth=2,width=16", "--eval-seeds", "2",
-        "--eval-epochs", "2", "--out", str(tmp_path / "quality.csv"), "--cache", str(tmp_path / "cache"),
+def small_run(tmp_path, *, ipc: int, iterations: int, eval_seeds: int) -> list[str]:
+    """Arguments of a small digits run, its table and cache in ``tmp_path``."""
+    return [
+        "--datasets", "digits", "--ipcs", str(ipc), "--param", f"dm.iterations={iterations}",
+        "--param", "dm.batch_real=16", "--param", "dm.model=convnet:depth=2,width=16",
+        "--eval-seeds", str(eval_seeds), "--eval-epochs", "2",
+        "--out", str(tmp_path / "quality.csv"), "--cache", str(tmp_path / "cache"),
     ]  # fmt: skip
+
+
+def test_rows_resume_and_cross_architecture_rows_reuse_the_cached_set(tmp_path, run_benchmark):
+    common = ["--methods", "dm", *small_run(tmp_path, ipc=10, iterations=5, eval_seeds=2)]
     first = run_benchmark("condense.py", *common, "--models", "convnet:depth=2,width=16", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     cached = list((tmp_path / "cache").rglob("*.pt"))
@@ -27,11 +33,7 @@ def test_rows_resume_and_cross_architecture_rows_reuse_the_cached_set(tmp_path, 
 
 
 def test_images_draws_recorded_sets_from_the_cache_without_evaluating_again(tmp_path, run_benchmark):
-    common = [
-        "--datasets", "digits", "--ipcs", "2", "--param", "dm.iterations=3", "--param", "dm.batch_real=16",
-        "--param", "dm.model=convnet:depth=2,width=16", "--models", "convnet:depth=2,width=16", "--eval-seeds", "1",
-        "--eval-epochs", "2", "--out", str(tmp_path / "quality.csv"), "--cache", str(tmp_path / "cache"),
-    ]  # fmt: skip
+    common = [*small_run(tmp_path, ipc=2, iterations=3, eval_seeds=1), "--models", "convnet:depth=2,width=16"]
     first = run_benchmark("condense.py", "--methods", "random", "dm", *common, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     before = (tmp_path / "quality.csv").read_text()
