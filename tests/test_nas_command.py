@@ -50,6 +50,38 @@ def test_tiny_study_end_to_end_with_pruning_and_report(tmp_path, capsys):
     assert (tmp_path / "out" / "nas_report.md").read_text().startswith("# NAS proxy correlation: digits")
 
 
+def test_scores_from_a_committed_table_add_seeds_without_retraining_the_ground_truth(tmp_path, capsys):
+    argv = ["--proxy", "random", "--ipc", "5", "--epochs", "2", "--trials", "5", "--controls", "earlystop"]
+    argv += ["--space", "width=32", "--gt-archs", "5", "--gt-epochs", "1"]
+    assert run(_args(tmp_path / "first", *argv, "--ground-truth")) == 0
+    table = tmp_path / "first" / "out" / "nas_scores.csv"
+    first = pd.read_csv(tmp_path / "first" / "out" / "nas_correlation.csv")
+    capsys.readouterr()
+
+    later = tmp_path / "later"  # a new storage: the first run's studies are gone, its table is not
+    assert run(_args(later, *argv, "--seeds", "1", "--scores-from", str(table))) == 0
+    out = capsys.readouterr().out
+    assert "[ground truth]" not in out and "[random s0]" not in out and "[random s1] complete" in out
+    assert "the ground truth and random s0, earlystop s0" in out
+    assert "| random (ipc 5, 2 ep) | 2 | 5 |" in out and "| earlystop (ipc 5, 1 ep) | 2 | 5 |" in out
+    both = pd.read_csv(later / "out" / "nas_correlation.csv")
+    assert sorted(zip(both.proxy, both.seed, strict=True)) == [("earlystop", 0), ("earlystop", 1), ("random", 0),
+                                                             ("random", 1)]  # fmt: skip
+    seed0 = both[both.seed == 0].set_index("proxy").spearman
+    assert seed0.to_dict() == pytest.approx(first.set_index("proxy").spearman.to_dict())
+    scores = pd.read_csv(later / "out" / "nas_scores.csv")
+    assert scores.groupby("arch").full_acc.nunique().eq(1).all()  # one ground truth for both seeds
+
+    with pytest.raises(ValueError, match="covers 5 architectures, not the 4 that --gt-archs 4"):
+        run(_args(later, *argv, "--gt-archs", "4", "--seeds", "1", "--scores-from", str(table)))
+    with pytest.raises(ValueError, match="trained for \\[1\\] epoch\\(s\\), not --gt-epochs 2"):
+        run(_args(later, *argv, "--gt-epochs", "2", "--seeds", "1", "--scores-from", str(table)))
+    with pytest.raises(ValueError, match="--ground-truth trains the ground truth and --scores-from reads it"):
+        run(_args(later, *argv, "--ground-truth", "--scores-from", str(table)))
+    with pytest.raises(FileNotFoundError, match="--scores-from .*missing.csv' does not exist"):
+        run(_args(later, *argv, "--scores-from", str(tmp_path / "missing.csv")))
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

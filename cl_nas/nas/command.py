@@ -13,6 +13,10 @@ One command does the whole study, resumably (rerun it to continue after any inte
    proxy's agreement with it can reach;
 4. unless ``--no-report``, print the correlation report and write it under ``--out``.
 
+``--scores-from nas_scores.csv`` takes the ground truth from a table an earlier run wrote, instead
+of training it, together with that table's proxy runs for the seeds this run does not score: so a
+committed ground truth (hours of training here) serves later runs that add proxy seeds.
+
 Scale-out: give every worker the same command and a shared ``--storage postgresql://...``; they
 split every study between them, and a killed worker's trial is retried by the others. Give all but
 one of them ``--no-report``. Studies open in optuna-dashboard (see :mod:`cl_nas.nas.storage`).
@@ -28,12 +32,12 @@ from pathlib import Path
 import optuna
 
 from cl_nas.condense import SyntheticCache
-from cl_nas.data import DATA_ENV_VAR, available_datasets, canonical_name, load_dataset
+from cl_nas.data import DATA_ENV_VAR, DatasetInfo, available_datasets, canonical_name, load_dataset
 from cl_nas.nas.ground_truth import GroundTruthConfig, open_ground_truth
 from cl_nas.nas.objective import ArchScore
 from cl_nas.nas.proxy import EARLY_STOP, TrainingData, check_proxy, file_data, proxy_data, proxy_names
 from cl_nas.nas.queue import queue_status
-from cl_nas.nas.report import ProxyRun, evaluate, format_report, scatter_plot, write_tables
+from cl_nas.nas.report import ProxyRun, evaluate, format_report, read_scores_table, scatter_plot, write_tables
 from cl_nas.nas.search import PRUNERS, SAMPLERS, Search, open_search
 from cl_nas.nas.space import SearchSpace, convnet_space, parse_space_overrides
 from cl_nas.nas.storage import DEFAULT_HEARTBEAT_SECONDS, DEFAULT_STORAGE, mask_url, open_storage
@@ -74,6 +78,10 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="retrain ground-truth architectures with these training seeds (reported as proxy gt-reseed)",
     )  # fmt: skip
     p.add_argument("--gt-reseed-archs", type=int, default=None, help="how many of them (default: --gt-archs)")
+    p.add_argument(
+        "--scores-from", default=None, metavar="CSV",
+        help="read the ground truth, and the proxy runs of other seeds, from this nas_scores.csv instead of training",
+    )  # fmt: skip
     p.add_argument("--storage", default=DEFAULT_STORAGE, help="sqlite:///FILE or postgresql://USER:PW@HOST/DB")
     p.add_argument("--heartbeat-interval", type=int, default=DEFAULT_HEARTBEAT_SECONDS, help="seconds")
     p.add_argument("--grace-period", type=int, default=None, help="seconds before a silent trial is retried")
@@ -110,6 +118,11 @@ def _check_args(args: argparse.Namespace) -> None:
     unknown = [p for p in [args.proxy, *args.controls] if p not in proxy_names()]
     if unknown:
         raise ValueError(f"unknown proxy {unknown[0]!r}; choose from {', '.join(proxy_names())}")
+    if args.scores_from:
+        if args.ground_truth:
+            raise ValueError("--ground-truth trains the ground truth and --scores-from reads it from a table: pick one")
+        if not Path(args.scores_from).is_file():
+            raise FileNotFoundError(f"--scores-from {args.scores_from!r} does not exist")
 
 
 def _space(args: argparse.Namespace) -> SearchSpace:
@@ -163,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         if n > len(grid):
             raise ValueError(f"{flag} {n} exceeds the {len(grid)} architectures that fit {info.name} images")
     names = [args.proxy] + [c for c in args.controls if c != args.proxy]
+    recorded = _recorded_scores(args, dataset, space, info) if args.scores_from else None
     for name in names[1:] if args.proxy_set else names:  # before the first (possibly long) condensation
         params = proxy_params if name == args.proxy else {}
         check_proxy(name, splits.train, ipc=args.ipc, epochs=args.epochs, params=params, device=args.device)
@@ -189,11 +203,11 @@ def run(args: argparse.Namespace) -> int:
             runs.append(ProxyRun(data.name, data.ipc, seed, data.epochs, _work(search, label, args.trials)))
 
     gt_config = GroundTruthConfig(args.gt_archs, args.gt_epochs, args.arch_seed)
-    ground_truth = open_ground_truth(storage, space, splits, gt_config, **common)
-    if args.ground_truth:
-        truth = _work(ground_truth, "ground truth", args.gt_archs)
+    if recorded is not None:
+        truth = recorded[0]
     else:
-        truth = ground_truth.scores()
+        ground_truth = open_ground_truth(storage, space, splits, gt_config, **common)
+        truth = _work(ground_truth, "ground truth", args.gt_archs) if args.ground_truth else ground_truth.scores()
     reseed_archs = args.gt_reseed_archs or args.gt_archs
     for seed in args.gt_reseeds:
         config = dataclasses.replace(gt_config, n_arch=reseed_archs, seed=seed)
@@ -201,9 +215,42 @@ def run(args: argparse.Namespace) -> int:
         scores = _work(search, f"ground truth s{seed}", reseed_archs) if args.ground_truth else search.scores()
         if scores:
             runs.append(ProxyRun(RESEED, None, seed, args.gt_epochs, scores))
+    if recorded is not None:
+        done = {(r.name, r.seed) for r in runs}
+        wanted = {*names, RESEED}
+        earlier = [r for r in recorded[1] if r.name in wanted and (r.name, r.seed) not in done]
+        added = ", ".join(f"{r.name} s{r.seed}" for r in earlier) or "no proxy run"
+        print(f"from {args.scores_from}: the ground truth and {added}", flush=True)
+        runs = sorted([*runs, *earlier], key=lambda r: (r.name != args.proxy, r.name == RESEED, r.name, r.seed))
     if args.no_report:
         return 0
     return _report(Path(args.out), dataset, truth, runs)
+
+
+def _recorded_scores(
+    args: argparse.Namespace, dataset: str, space: SearchSpace, info: DatasetInfo
+) -> tuple[dict[str, ArchScore], list[ProxyRun]]:
+    """``--scores-from``: its ground truth, checked against this run's, and its runs at this run's budget."""
+    truth, runs = read_scores_table(Path(args.scores_from), dataset)
+    sample = {space.spec_string(p) for p in space.sample(args.gt_archs, args.arch_seed, info.channels, info.image_size)}
+    if set(truth) != sample:
+        raise ValueError(
+            f"the ground truth in {args.scores_from} covers {len(truth)} architectures, not the {args.gt_archs} "
+            f"that --gt-archs {args.gt_archs} --arch-seed {args.arch_seed} draw from this space: give the flags "
+            "it was made with"
+        )
+    epochs = {s.epochs for s in truth.values()}
+    if epochs != {args.gt_epochs}:
+        raise ValueError(
+            f"the ground truth in {args.scores_from} was trained for {sorted(epochs)} epoch(s), not --gt-epochs "
+            f"{args.gt_epochs}: give the flag it was made with"
+        )
+    # earlystop trains one epoch on ipc x classes x --epochs samples: the table keeps its ipc, not its --epochs
+    same_budget = [
+        r for r in runs
+        if r.name == RESEED or (r.ipc == args.ipc and r.epochs == (1 if r.name == EARLY_STOP else args.epochs))
+    ]  # fmt: skip
+    return truth, same_budget
 
 
 def _report(out: Path, dataset: str, truth: dict[str, ArchScore], runs: list[ProxyRun]) -> int:

@@ -11,11 +11,16 @@ Files (under the output folder, rows keyed so that a rerun replaces its own rows
 
 ``speedup`` is the ground truth's total training time over the proxy's, summed over the shared
 architectures (validation passes excluded on both sides; they are in ``nas_scores.csv``).
+
+:func:`read_scores_table` reads ``nas_scores.csv`` back: the ground truth is the expensive part of
+a study (hours here), and a committed table lets a later run add proxy seeds against it without
+retraining it.
 """
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -107,6 +112,45 @@ def write_tables(
                     "machine": machine,
                 }
             )
+
+
+def read_scores_table(path: Path, dataset: str) -> tuple[dict[str, ArchScore], list[ProxyRun]]:
+    """The ground truth and the proxy runs recorded for ``dataset`` in a ``nas_scores.csv`` (inverse of
+    :func:`write_tables`).
+
+    Raises ``ValueError`` for a table without the score columns, without rows for ``dataset``, or
+    whose rows give one architecture two different ground-truth results. The scores read back carry
+    no trial parameters or validation times (the table does not keep them).
+    """
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    missing = [c for c in SCORE_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path} is not a nas_scores.csv table: it lacks the columns {', '.join(missing)}")
+    table = table[table["dataset"] == dataset]
+    if table.empty:
+        raise ValueError(f"{path} has no scores for dataset {dataset!r}; run the ground truth for it first")
+    truth: dict[str, ArchScore] = {}
+    runs: dict[tuple[str, int | None, int], dict[str, ArchScore]] = defaultdict(dict)
+    for row in table.itertuples(index=False):
+        score = ArchScore(row.arch, {}, float(row.full_acc), False, int(row.full_epochs), float(row.full_train_seconds),
+                          math.nan, -1)  # fmt: skip
+        known = truth.setdefault(row.arch, score)
+        if (known.value, known.epochs) != (score.value, score.epochs):
+            raise ValueError(
+                f"{path} gives {row.arch} two ground-truth results ({known.value} % after {known.epochs} epochs, "
+                f"{score.value} % after {score.epochs}): it mixes ground truths; keep one"
+            )
+        ipc = None if pd.isna(row.ipc) else int(row.ipc)
+        runs[row.proxy, ipc, int(row.seed)][row.arch] = ArchScore(
+            row.arch, {}, float(row.proxy_acc), bool(row.pruned), int(row.proxy_epochs),
+            float(row.proxy_train_seconds), float(row.proxy_eval_seconds), -1,
+        )  # fmt: skip
+    return truth, [
+        ProxyRun(name, ipc, seed, max(s.epochs for s in scores.values()), scores)
+        for (name, ipc, seed), scores in runs.items()
+    ]
 
 
 def _label(run: ProxyRun) -> str:
