@@ -16,7 +16,8 @@ cross-architecture rows (``--models``) and the NAS proxy reuse the sets the Conv
 evaluated again, their sets are read from the cache).
 
 ``--speed`` instead times one DM step and one DC outer iteration against a straightforward
-implementation (see ``benchmarks/speed.py``) and writes ``condense_speed.csv``.
+implementation (see ``benchmarks/speed.py``) and writes its rows to ``condense_speed.csv``, replacing
+earlier rows of the same machine only (so the table compares machines, e.g. with and without bf16).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from cl_nas.data import canonical_name, dataset_info, load_dataset
 from cl_nas.models import build_model, model_spec_string
 from cl_nas.results import ResultsTable
 from cl_nas.train import TrainConfig, evaluate_protocol
-from cl_nas.utils import machine_description, parse_method_params, resolve_device
+from cl_nas.utils import machine_description, native_bf16, parse_method_params
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = [
@@ -83,7 +84,9 @@ def main(argv=None) -> int:
         from speed import run_speed
 
         table = run_speed(data_root=args.data_root)
-        table.to_csv(RESULTS / "condense_speed.csv", index=False)
+        speed = ResultsTable(RESULTS / "condense_speed.csv", list(table.columns), ["method", "setting", "machine"])
+        for row in table.to_dict("records"):
+            speed.append(row)
         print(table.to_string(index=False))
         return 0
     datasets = [canonical_name(d) for d in args.datasets]
@@ -99,7 +102,7 @@ def main(argv=None) -> int:
     table = ResultsTable(args.out, COLUMNS, KEY)
     cache = SyntheticCache(args.cache)
     machine = machine_description()
-    config = TrainConfig(epochs=args.eval_epochs, bf16=resolve_device(args.device).type == "cpu")
+    config = TrainConfig(epochs=args.eval_epochs, bf16=native_bf16(args.device))
     start = time.perf_counter()
     for dataset in datasets:
         splits = load_dataset(dataset, args.data_root)

@@ -31,7 +31,7 @@ from cl_nas.data import canonical_name, load_dataset
 from cl_nas.results import ResultsTable
 from cl_nas.synthetic import SyntheticSet
 from cl_nas.train import TrainConfig, evaluate_protocol
-from cl_nas.utils import machine_description, parse_params, resolve_device
+from cl_nas.utils import machine_description, native_bf16, parse_params
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = [
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if all(table.has(**key, iteration=it) for it in args.snapshots):
         print(f"every snapshot of this run is already in {args.out}")
     else:
-        train_config = TrainConfig(epochs=args.eval_epochs, bf16=resolve_device(args.device).type == "cpu")
+        train_config = TrainConfig(epochs=args.eval_epochs, bf16=native_bf16(args.device))
         augment = DSA(strategy) if (strategy := resolve_strategy(args.augment, dataset)) else None
         for syn in snapshot_sets(condenser, splits.train, args):
             iteration = syn.meta.config["iterations"]

@@ -21,7 +21,7 @@ from cl_nas.models import build_model, model_spec_string
 from cl_nas.nas import command as nas_command
 from cl_nas.synthetic import SyntheticSet
 from cl_nas.train import TrainConfig, evaluate_protocol
-from cl_nas.utils import parse_params
+from cl_nas.utils import parse_params, resolve_bf16
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -40,7 +40,10 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--augment", default="none", help="'none', 'dsa' (the dataset's default DSA strategy) or a DSA strategy string"
     )
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (about 2x faster on CPUs with AVX-512-BF16)")
+    p.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=None,
+        help="bf16 autocast (default: where the device has native bf16, e.g. AVX-512-BF16)",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +103,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     augment = _augment(args.augment, info.name)
     splits = load_dataset(info.name, args.data_root)
     syn.check_compatible(splits.info.channels, splits.info.image_size)
-    config = TrainConfig(epochs=args.epochs, bf16=args.bf16)
+    config = TrainConfig(epochs=args.epochs, bf16=resolve_bf16(args.bf16, args.device))
     result = evaluate_protocol(
         syn.images,
         syn.labels,

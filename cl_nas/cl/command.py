@@ -60,7 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="default: on for CPU")
+    p.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=None, help="default: where the device has native bf16"
+    )
     p.add_argument(
         "--param", action="append", default=[], metavar="METHOD.KEY=VALUE", help="condenser option: dm.iterations=500"
     )

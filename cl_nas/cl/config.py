@@ -30,6 +30,7 @@ from cl_nas.cl.strategies import MEMORY_STRATEGIES, check_strategy
 from cl_nas.condense import build_condenser
 from cl_nas.models import build_model, model_spec_string
 from cl_nas.train import TrainConfig
+from cl_nas.utils import resolve_bf16
 
 CONFIG_VERSION = 1  # bump when a change makes earlier run folders incomparable
 BUDGETS = ("per-class", "shared")
@@ -56,7 +57,7 @@ class CLSettings:
     memory_epochs: int | None = None  # per experience, on the memory (gdumb)
     batch_size: int = 128
     lr: float = 0.01
-    bf16: bool | None = None  # None: on when training on a CPU
+    bf16: bool | None = None  # None: on where the device has native bf16 (cl_nas.utils.native_bf16)
     mem_bytes: int | None = None  # overrides mem_per_class
     budget: str = "per-class"  # or "shared"
     augment: str | None = None  # DSA on every training mini-batch: "dsa" (the dataset's default) or ops "crop_flip"
@@ -119,8 +120,8 @@ def _condense_params(buffer: BufferSpec, spec: BenchmarkSpec, settings: CLSettin
     return params
 
 
-def plan_case(case: CLCase, settings: CLSettings, *, cpu: bool = True) -> CasePlan:
-    """Validate ``case`` under ``settings`` and resolve its defaults (``cpu``: whether bf16 defaults on)."""
+def plan_case(case: CLCase, settings: CLSettings) -> CasePlan:
+    """Validate ``case`` under ``settings`` and resolve its defaults."""
     spec = benchmark_spec(case.benchmark)
     check_strategy(case.strategy)
     buffer = parse_buffer(case.buffer)
@@ -158,7 +159,7 @@ def plan_case(case: CLCase, settings: CLSettings, *, cpu: bool = True) -> CasePl
         epochs = settings.memory_epochs or spec.memory_epochs
     else:
         epochs = settings.epochs or spec.epochs
-    bf16 = cpu if settings.bf16 is None else settings.bf16
+    bf16 = resolve_bf16(settings.bf16, settings.device)
     train = TrainConfig(epochs=epochs, lr=settings.lr, batch_size=settings.batch_size, bf16=bf16)
     params = _condense_params(buffer, spec, settings, model)
     augment = resolve_strategy(settings.augment, spec.dataset)  # an unknown operation fails here, before training

@@ -224,8 +224,7 @@ def run_cases(
 
     All cases are validated before anything runs; rows already in the table are skipped (and returned).
     """
-    cpu = resolve_device(settings.device).type == "cpu"
-    plans = [plan_case(case, settings, cpu=cpu) for case in cases]
+    plans = [plan_case(case, settings) for case in cases]
     table = ResultsTable(table_path, COLUMNS, KEY)
     rows = []
     for plan in plans:

@@ -16,6 +16,7 @@ from cl_nas.condense.base import Condenser
 from cl_nas.data import ImageDataset
 from cl_nas.models import ModelSpec, build_model
 from cl_nas.train import TrainConfig, autocast, train_model
+from cl_nas.utils import native_bf16
 
 
 class RandomCoreset(Condenser):
@@ -57,7 +58,7 @@ class _FeatureCoreset(Condenser):
         net = build_model(self.model, info.channels, info.num_classes, info.image_size)
         if self.train_epochs:
             idx = torch.randperm(len(train_set), generator=generator)[: self.train_samples]
-            config = TrainConfig(epochs=self.train_epochs, bf16=self.device.type == "cpu")
+            config = TrainConfig(epochs=self.train_epochs, bf16=native_bf16(self.device))
             train_model(
                 net,
                 train_set.images[idx],

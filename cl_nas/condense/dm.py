@@ -9,7 +9,7 @@ the mean embedding of a batch of real ones, both under the same siamese DSA draw
 Departures from the reference ``main_DM.py``, for speed, none changing the objective: all classes
 go through the network together (one forward over every class's real batch, computed under
 ``torch.inference_mode`` in cache-sized chunks on a CPU, and one forward+backward over all
-synthetic images) instead of a Python loop per class; passes run under bf16 autocast by default
+synthetic images) instead of a Python loop per class; passes run under bf16 autocast where native
 (the image gradient's cosine to the float32 one measured 0.998 on MNIST); and DSA shares the drawn
 *operation* across classes within a step while the parameters stay per class (see
 :mod:`cl_nas.augment`).

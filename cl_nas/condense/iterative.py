@@ -47,6 +47,7 @@ from cl_nas.data import DatasetInfo, ImageDataset
 from cl_nas.models import ModelSpec, build_model, model_spec_string
 from cl_nas.synthetic import SyntheticSet
 from cl_nas.train import autocast
+from cl_nas.utils import resolve_bf16
 
 INITS = ("real", "noise")
 CHECKPOINT_FORMAT = "cl_nas.condense.checkpoint"
@@ -199,7 +200,9 @@ class IterativeCondenser(Condenser):
     ``"noise"`` (standard normal in normalised space). ``dsa_strategy`` is None for the paper's
     default for the dataset (:func:`~cl_nas.augment.default_strategy`), ``"none"`` to disable DSA,
     or an explicit strategy such as ``"color_crop_cutout"``. ``bf16`` runs forward and backward
-    passes under bf16 autocast (images, gradients and optimizer state stay float32).
+    passes under bf16 autocast (images, gradients and optimizer state stay float32); the default
+    ``None`` turns it on where the device has native bf16 (:func:`cl_nas.utils.native_bf16`), and
+    the resolved value enters the configuration, hence the cache key.
 
     ``compile=True`` runs the networks' passes through ``torch.compile`` where it can (not the
     double backward of DC's synthetic side): one graph serves every freshly drawn network of the
@@ -220,7 +223,7 @@ class IterativeCondenser(Condenser):
         init: str = "real",
         model: ModelSpec = "convnet",
         dsa_strategy: str | None = None,
-        bf16: bool = True,
+        bf16: bool | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
         checkpoint_every: int = 100,
         compile: bool = False,
@@ -245,7 +248,7 @@ class IterativeCondenser(Condenser):
             parse_strategy(dsa_strategy)  # raises ValueError naming the unknown operation
         self.iterations, self.lr_img, self.momentum, self.init = iterations, lr_img, momentum, init
         self.model = model_spec_string(model)  # canonical string: unknown models fail here, keys stay exact
-        self.dsa_strategy, self.bf16 = dsa_strategy, bf16
+        self.dsa_strategy, self.bf16 = dsa_strategy, resolve_bf16(bf16, self.device)  # resolved: keys record it
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.checkpoint_every, self.compile = checkpoint_every, compile
         self.snapshot_at = tuple(sorted(set(snapshot_at)))

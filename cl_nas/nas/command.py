@@ -41,7 +41,7 @@ from cl_nas.nas.report import ProxyRun, evaluate, format_report, read_scores_tab
 from cl_nas.nas.search import PRUNERS, SAMPLERS, Search, open_search
 from cl_nas.nas.space import SearchSpace, convnet_space, parse_space_overrides
 from cl_nas.nas.storage import DEFAULT_HEARTBEAT_SECONDS, DEFAULT_STORAGE, mask_url, open_storage
-from cl_nas.utils import machine_description, parse_params
+from cl_nas.utils import machine_description, parse_params, resolve_bf16
 
 RESEED = "gt-reseed"  # the ground truth retrained with another seed, reported like a proxy
 HELP = "proxy NAS on condensed data with Optuna, and how well the proxy ranks architectures"
@@ -88,7 +88,10 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--cache", default=None, help="synthetic-set cache folder (default: $CL_NAS_CACHE)")
     p.add_argument("--out", default="benchmarks/results", help="folder for the CSV tables, report and plot")
     p.add_argument("--no-report", action="store_true", help="only work on the studies (extra workers)")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast")
+    p.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=None,
+        help="bf16 autocast (default: where the device has native bf16)",
+    )  # fmt: skip
     p.add_argument(
         "--data-root", default=None, help=f"dataset folder (default: ${DATA_ENV_VAR}, else ~/.cache/cl_nas/data)"
     )
@@ -181,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         params = proxy_params if name == args.proxy else {}
         check_proxy(name, splits.train, ipc=args.ipc, epochs=args.epochs, params=params, device=args.device)
     cache = SyntheticCache(args.cache)
-    common = dict(bf16=args.bf16, device=args.device)
+    common = dict(bf16=resolve_bf16(args.bf16, args.device), device=args.device)
 
     runs: list[ProxyRun] = []
     for seed in args.seeds:
