@@ -76,7 +76,7 @@ class _FeatureCoreset(Condenser):
         net.to(self.device).eval()
         feats = []
         for start in range(0, images.shape[0], 1024):
-            with autocast(self.device, self.device.type == "cpu"):
+            with autocast(self.device, native_bf16(self.device)):
                 feats.append(net.embed(images[start : start + 1024].to(self.device)).float())
         net.train(was_training)
         return F.normalize(torch.cat(feats), dim=1)  # unit norm, as iCaRL's herding
