@@ -46,7 +46,7 @@ import cl_nas  # noqa: F401  (first: makes torchvision importable next to the CP
 from cl_nas.condense import DMCondenser, DSACondenser
 from cl_nas.condense.iterative import CondenseRun
 from cl_nas.data import DATA_ENV_VAR, load_dataset
-from cl_nas.utils import machine_description
+from cl_nas.utils import cpuinfo_field, machine_description
 
 PEAK_FLOP_PER_CYCLE = 32  # float32 FMA throughput per core: 2 x 256-bit FMA pipes, or AVX-512
 DEFAULT_CLOCK_HZ = 2.6e9
@@ -146,9 +146,8 @@ def _paired_times(ours: Callable[[], object], baseline: Callable[[], object], re
 def clock_hz() -> float:
     """The CPU clock that /proc/cpuinfo reports (nominal in a VM), else :data:`DEFAULT_CLOCK_HZ`."""
     try:
-        with open("/proc/cpuinfo") as f:
-            return 1e6 * float(next(line.split(":", 1)[1] for line in f if line.startswith("cpu MHz")))
-    except (OSError, StopIteration, ValueError):
+        return 1e6 * float(cpuinfo_field("cpu MHz") or "")
+    except ValueError:
         return DEFAULT_CLOCK_HZ
 
 

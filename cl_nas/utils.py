@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import platform
 import random
@@ -74,11 +75,23 @@ def native_bf16(device: str | torch.device | None = "auto") -> bool:
     dev = resolve_device(device)
     if dev.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    if dev.type != "cpu":
-        return False
+    return dev.type == "cpu" and _cpu_native_bf16()
+
+
+@functools.cache
+def _cpu_native_bf16() -> bool:
     # torch.cpu's ISA probes (the ones torch.compile uses); absent ones count as unsupported
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def cpuinfo_field(name: str) -> str | None:
+    """The value of the first ``name`` line of ``/proc/cpuinfo`` (e.g. ``"model name"``), or None."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith(name)), None)
+    except OSError:
+        return None
 
 
 def resolve_bf16(bf16: bool | None, device: str | torch.device | None = "auto") -> bool:
@@ -110,12 +123,7 @@ def machine_description() -> str:
     (``AVX2``, ``AVX512``, ``+BF16`` where bf16 is native): CPUs of one model name differ in it."""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (cuda)"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpuinfo_field("model name") or platform.processor() or platform.machine()
     isa = torch.backends.cpu.get_cpu_capability() + ("+BF16" if native_bf16("cpu") else "")
     return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, {isa}"
 

@@ -74,9 +74,9 @@ class _FeatureCoreset(Condenser):
     def _embed(self, net: nn.Module, images: torch.Tensor) -> torch.Tensor:
         was_training = net.training
         net.to(self.device).eval()
-        feats = []
+        feats, bf16 = [], native_bf16(self.device)
         for start in range(0, images.shape[0], 1024):
-            with autocast(self.device, native_bf16(self.device)):
+            with autocast(self.device, bf16):
                 feats.append(net.embed(images[start : start + 1024].to(self.device)).float())
         net.train(was_training)
         return F.normalize(torch.cat(feats), dim=1)  # unit norm, as iCaRL's herding

@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         if n > len(grid):
             raise ValueError(f"{flag} {n} exceeds the {len(grid)} architectures that fit {info.name} images")
     names = [args.proxy] + [c for c in args.controls if c != args.proxy]
-    recorded = _recorded_scores(args, dataset, space, info) if args.scores_from else None
+    recorded_truth, recorded_runs = _recorded_scores(args, dataset, space, info) if args.scores_from else (None, [])
     for name in names[1:] if args.proxy_set else names:  # before the first (possibly long) condensation
         params = proxy_params if name == args.proxy else {}
         check_proxy(name, splits.train, ipc=args.ipc, epochs=args.epochs, params=params, device=args.device)
@@ -206,8 +206,8 @@ def run(args: argparse.Namespace) -> int:
             runs.append(ProxyRun(data.name, data.ipc, seed, data.epochs, _work(search, label, args.trials)))
 
     gt_config = GroundTruthConfig(args.gt_archs, args.gt_epochs, args.arch_seed)
-    if recorded is not None:
-        truth = recorded[0]
+    if recorded_truth is not None:
+        truth = recorded_truth
     else:
         ground_truth = open_ground_truth(storage, space, splits, gt_config, **common)
         truth = _work(ground_truth, "ground truth", args.gt_archs) if args.ground_truth else ground_truth.scores()
@@ -218,10 +218,10 @@ def run(args: argparse.Namespace) -> int:
         scores = _work(search, f"ground truth s{seed}", reseed_archs) if args.ground_truth else search.scores()
         if scores:
             runs.append(ProxyRun(RESEED, None, seed, args.gt_epochs, scores))
-    if recorded is not None:
+    if recorded_truth is not None:
         done = {(r.name, r.seed) for r in runs}
         wanted = {*names, RESEED}
-        earlier = [r for r in recorded[1] if r.name in wanted and (r.name, r.seed) not in done]
+        earlier = [r for r in recorded_runs if r.name in wanted and (r.name, r.seed) not in done]
         added = ", ".join(f"{r.name} s{r.seed}" for r in earlier) or "no proxy run"
         print(f"from {args.scores_from}: the ground truth and {added}", flush=True)
         runs = sorted([*runs, *earlier], key=lambda r: (r.name != args.proxy, r.name == RESEED, r.name, r.seed))
