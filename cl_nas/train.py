@@ -36,7 +36,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     batch_size: int = 256
     decay_at: float = 0.5  # fraction of the epochs after which lr is multiplied by 0.1
-    bf16: bool = False  # bf16 autocast: about 2x faster on CPUs with AVX-512-BF16, 10x slower without (native_bf16)
+    bf16: bool = False  # bf16 autocast: about 2x faster on CPUs with AVX-512-BF16, 14x slower without (native_bf16)
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:

@@ -69,8 +69,9 @@ def native_bf16(device: str | torch.device | None = "auto") -> bool:
     """Whether ``device`` multiplies bf16 matrices in hardware, so that bf16 autocast speeds it up.
 
     CPUs need AVX-512-BF16 or AMX (AMD Zen 4, Intel Sapphire Rapids and later). Without them
-    (AVX2-only CPUs such as AMD Zen 3) PyTorch emulates bf16: a ConvNet-3 forward ran 10.5x slower
-    under bf16 autocast than in float32 on such a 2-core AMD EPYC. CUDA devices need bf16 support.
+    (AVX2-only CPUs such as AMD Zen 3) PyTorch emulates bf16: a ConvNet-3 forward ran 14x slower
+    under bf16 autocast than in float32 on such a 2-core AMD EPYC (``benchmarks/bf16.py``). CUDA
+    devices need bf16 support.
     """
     dev = resolve_device(device)
     if dev.type == "cuda":
@@ -103,7 +104,7 @@ def resolve_bf16(bf16: bool | None, device: str | torch.device | None = "auto") 
     if bf16 and not native_bf16(device):
         warnings.warn(
             f"bf16 autocast requested on {resolve_device(device)}, which has no native bf16 (no AVX-512-BF16 or "
-            "AMX): it is emulated and can be 10x slower than float32; leave bf16 unset (auto) or turn it off",
+            "AMX): it is emulated and can be more than 10x slower than float32; leave bf16 unset (auto) or turn it off",
             RuntimeWarning,
             stacklevel=3,
         )
