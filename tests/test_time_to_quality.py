@@ -1,5 +1,7 @@
 """benchmarks/time_to_quality.py: one condensation, its snapshots evaluated, resumable and checked up front."""
 
+import json
+
 import pandas as pd
 
 
@@ -30,3 +32,29 @@ def test_bad_input_fails_before_any_work(tmp_path, run_benchmark):
     )
     assert beyond.returncode == 2 and "snapshot_at 10 is beyond" in beyond.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_curve_figure_draws_one_labelled_line_per_run_of_a_sweep():
+    from cl_nas.condense.plots import curve_figure
+
+    def rows(lr_img, machine):
+        config = json.dumps({"batch_real": 64, "iterations": 500, "lr_img": lr_img}, sort_keys=True)
+        return [
+            dict(method="dm", dataset="fashionmnist", ipc=10, iteration=it, condense_seconds=it / 2, acc_mean=80 + lr,
+                 acc_std=0.1, eval_epochs=300, config=config, machine=machine)
+            for it, lr in ((250, lr_img / 100), (500, lr_img / 50))
+        ]  # fmt: skip
+
+    sweep = pd.DataFrame(rows(1.0, "cpu A") + rows(10.0, "cpu A") + rows(10.0, "cpu B"))
+    fig = curve_figure(sweep)
+    ax = fig.axes[0]
+    labels = sorted(t.get_text() for t in ax.get_legend().get_texts() if "lr_img" in t.get_text())
+    assert labels == [
+        "dm ipc 10, 300-epoch evaluation, lr_img=1.0 [cpu A]",
+        "dm ipc 10, 300-epoch evaluation, lr_img=10.0 [cpu A]",
+        "dm ipc 10, 300-epoch evaluation, lr_img=10.0 [cpu B]",
+    ]  # only what tells the runs apart: the learning rate and the machine
+    assert len(ax.containers) == 3 and all(len(c.lines[0].get_xdata()) == 2 for c in ax.containers)
+
+    one_run = curve_figure(sweep.iloc[:2])
+    assert "dm ipc 10, 300-epoch evaluation" in [t.get_text() for t in one_run.axes[0].get_legend().get_texts()]

@@ -10,6 +10,7 @@ Each takes the table (or the sets) and returns a matplotlib figure; :func:`save_
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -77,18 +78,32 @@ def curve_figure(
     targets: Mapping[str, float] = IPC10_TARGETS,
     time_limit_minutes: float | None = TIME_LIMIT_MINUTES,
 ):
-    """Mean ± std test accuracy vs condensation time, one line per (method, ipc, evaluation epochs);
-    ``targets`` (per dataset) and ``time_limit_minutes`` are drawn as reference lines."""
+    """Mean ± std test accuracy vs condensation time, one line per run and evaluation length (a run is
+    a method, IPC, condenser configuration and machine), one panel per dataset. Where a panel holds
+    several runs, each label adds the configuration entries and the machine that tell them apart (a
+    learning-rate sweep, say); ``targets`` (per dataset) and ``time_limit_minutes`` are drawn as
+    reference lines."""
     import matplotlib.pyplot as plt
 
     datasets = sorted(df["dataset"].unique())
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
-        for (method, ipc, epochs), rows in df[df["dataset"] == dataset].groupby(["method", "ipc", "eval_epochs"]):
+        sub = df[df["dataset"] == dataset]
+        configs = {c: json.loads(c) for c in sub["config"].unique()}
+        keys = {k for cfg in configs.values() for k in cfg}
+        varying = sorted(k for k in keys if len({str(cfg.get(k)) for cfg in configs.values()}) > 1)
+        for (method, ipc, config, machine, epochs), rows in sub.groupby(
+            ["method", "ipc", "config", "machine", "eval_epochs"]
+        ):
             rows = rows.sort_values("condense_seconds")
+            label = f"{method} ipc {ipc}, {epochs}-epoch evaluation"
+            if varying:
+                label += ", " + " ".join(f"{k}={configs[config].get(k)}" for k in varying)
+            if sub["machine"].nunique() > 1:
+                label += f" [{machine}]"
             ax.errorbar(
                 rows["condense_seconds"] / 60, rows["acc_mean"], yerr=rows["acc_std"], marker="o", capsize=3,
-                label=f"{method} ipc {ipc}, {epochs}-epoch evaluation",
+                label=label,
             )  # fmt: skip
         if dataset in targets:
             ax.axhline(targets[dataset], color="black", linestyle=":", label=f"target {targets[dataset]} %")
@@ -96,7 +111,7 @@ def curve_figure(
             ax.axvline(time_limit_minutes, color="grey", linestyle="--", label=f"{time_limit_minutes:g} min")
         ax.set(xlabel="condensation time (min)", ylabel="test accuracy (%)", title=dataset)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8 if len(configs) < 3 else 6)
     fig.tight_layout()
     return fig
 
