@@ -8,6 +8,13 @@ of accuracy vs condensation time beside it (the issue's targets drawn in).
     python benchmarks/time_to_quality.py --dataset mnist --method dm --ipc 10 \\
         --param iterations=2000 --param batch_real=64 --snapshots 100 250 500 1000 2000
 
+A sweep is one command per setting into one table (``--out``); the plot draws one line per run,
+labelled with the options that differ::
+
+    for lr in 1 3 10; do python benchmarks/time_to_quality.py --dataset fashionmnist --method dm \\
+        --param iterations=500 --param lr_img=$lr --param batch_real=64 --snapshots 250 500 \\
+        --out benchmarks/results/condense_sweep.csv; done
+
 Resume: the condensation checkpoints (snapshots included) under ``--work``, and the snapshot sets
 are saved there once it finishes; rerunning the same command skips finished rows and reuses them.
 """
