@@ -145,8 +145,9 @@ def _paired_times(ours: Callable[[], object], baseline: Callable[[], object], re
 
 def clock_hz() -> float:
     """The CPU clock that /proc/cpuinfo reports (nominal in a VM), else :data:`DEFAULT_CLOCK_HZ`."""
+    mhz = cpuinfo_field("cpu MHz")
     try:
-        return 1e6 * float(cpuinfo_field("cpu MHz") or "")
+        return 1e6 * float(mhz) if mhz else DEFAULT_CLOCK_HZ
     except ValueError:
         return DEFAULT_CLOCK_HZ
 

@@ -87,10 +87,11 @@ def _cpu_native_bf16() -> bool:
 
 
 def cpuinfo_field(name: str) -> str | None:
-    """The value of the first ``name`` line of ``/proc/cpuinfo`` (e.g. ``"model name"``), or None."""
+    """The value of the first ``name`` field of ``/proc/cpuinfo`` (e.g. ``"model name"``), or None."""
     try:
         with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith(name)), None)
+            fields = (line.split(":", 1) for line in f if ":" in line)
+            return next((value.strip() for key, value in fields if key.strip() == name), None)
     except OSError:
         return None
 

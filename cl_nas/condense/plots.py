@@ -92,6 +92,7 @@ def curve_figure(
         configs = {c: json.loads(c) for c in sub["config"].unique()}
         keys = {k for cfg in configs.values() for k in cfg}
         varying = sorted(k for k in keys if len({str(cfg.get(k)) for cfg in configs.values()}) > 1)
+        several_machines = sub["machine"].nunique() > 1
         for (method, ipc, config, machine, epochs), rows in sub.groupby(
             ["method", "ipc", "config", "machine", "eval_epochs"]
         ):
@@ -99,7 +100,7 @@ def curve_figure(
             label = f"{method} ipc {ipc}, {epochs}-epoch evaluation"
             if varying:
                 label += ", " + " ".join(f"{k}={configs[config].get(k)}" for k in varying)
-            if sub["machine"].nunique() > 1:
+            if several_machines:
                 label += f" [{machine}]"
             ax.errorbar(
                 rows["condense_seconds"] / 60, rows["acc_mean"], yerr=rows["acc_std"], marker="o", capsize=3,
