@@ -72,6 +72,14 @@ def test_scores_from_a_committed_table_add_seeds_without_retraining_the_ground_t
     scores = pd.read_csv(later / "out" / "nas_scores.csv")
     assert scores.groupby("arch").full_acc.nunique().eq(1).all()  # one ground truth for both seeds
 
+    # another seed without the control, reading and rewriting the same tables: the earlystop runs stay
+    fewer = [*argv, "--controls", "--seeds", "2", "--scores-from", str(later / "out" / "nas_scores.csv")]
+    assert run(_args(later, *fewer)) == 0
+    assert "[random s2] complete" in capsys.readouterr().out
+    third = pd.read_csv(later / "out" / "nas_correlation.csv")
+    assert sorted(zip(third.proxy, third.seed, strict=True)) == [("earlystop", 0), ("earlystop", 1), ("random", 0),
+                                                              ("random", 1), ("random", 2)]  # fmt: skip
+
     with pytest.raises(ValueError, match="covers 5 architectures, not the 4 that --gt-archs 4"):
         run(_args(later, *argv, "--gt-archs", "4", "--seeds", "1", "--scores-from", str(table)))
     with pytest.raises(ValueError, match="trained for \\[1\\] epoch\\(s\\), not --gt-epochs 2"):

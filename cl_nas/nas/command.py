@@ -14,8 +14,9 @@ One command does the whole study, resumably (rerun it to continue after any inte
 4. unless ``--no-report``, print the correlation report and write it under ``--out``.
 
 ``--scores-from nas_scores.csv`` takes the ground truth from a table an earlier run wrote, instead
-of training it, together with that table's proxy runs for the seeds this run does not score: so a
-committed ground truth (hours of training here) serves later runs that add proxy seeds.
+of training it, together with every proxy run of that table (at this run's budget) that this run does
+not score again, whatever ``--controls`` says: so a committed ground truth (hours of training here)
+serves later runs that add proxy seeds, and rewriting the tables keeps what they held.
 
 Scale-out: give every worker the same command and a shared ``--storage postgresql://...``; they
 split every study between them, and a killed worker's trial is retried by the others. Give all but
@@ -219,9 +220,10 @@ def run(args: argparse.Namespace) -> int:
         if scores:
             runs.append(ProxyRun(RESEED, None, seed, args.gt_epochs, scores))
     if recorded_truth is not None:
+        # every recorded run not scored now, whatever --controls says: the tables written below replace the
+        # ones read, so leaving a proxy out here would drop finished work from them
         done = {(r.name, r.seed) for r in runs}
-        wanted = {*names, RESEED}
-        earlier = [r for r in recorded_runs if r.name in wanted and (r.name, r.seed) not in done]
+        earlier = [r for r in recorded_runs if (r.name, r.seed) not in done]
         added = ", ".join(f"{r.name} s{r.seed}" for r in earlier) or "no proxy run"
         print(f"from {args.scores_from}: the ground truth and {added}", flush=True)
         runs = sorted([*runs, *earlier], key=lambda r: (r.name != args.proxy, r.name == RESEED, r.name, r.seed))
