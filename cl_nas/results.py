@@ -8,6 +8,7 @@ one table: each append takes a file lock and merges with the rows on disk, so no
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -40,14 +41,14 @@ class ResultsTable:
             self.columns += extra  # keep columns written by other versions rather than drop data
 
     def _key(self, row: Mapping[str, Any]) -> tuple[str, ...]:
-        return tuple(str(row[c]) for c in self.key_columns)
+        return tuple(_key_text(row[c]) for c in self.key_columns)
 
     def has(self, **key: Any) -> bool:
         """Whether a row with these key-column values is already recorded."""
         if self.frame.empty:
             return False
         wanted = self._key(key)
-        return any(self._key(r) == wanted for r in self.frame[self.key_columns].astype(str).to_dict("records"))
+        return any(self._key(r) == wanted for r in self.frame[self.key_columns].to_dict("records"))
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Add (or replace, by key) one row and rewrite the file atomically."""
@@ -56,7 +57,7 @@ class ResultsTable:
             raise ValueError(f"row has columns {sorted(unknown)} that the table does not define")
         with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
             self._read()  # another process may have appended since this table was read
-            keep = [self._key(r) != self._key(row) for r in self.frame[self.key_columns].astype(str).to_dict("records")]
+            keep = [self._key(r) != self._key(row) for r in self.frame[self.key_columns].to_dict("records")]
             self.frame = pd.concat([self.frame[keep], pd.DataFrame([row])], ignore_index=True)[self.columns]
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             os.close(fd)
@@ -66,3 +67,13 @@ class ResultsTable:
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
+
+
+def _key_text(value: Any) -> str:
+    """A key value as text that survives a CSV round trip: a missing value (None or NaN) is empty, and a
+    whole float (pandas reads an integer column with gaps as float) prints as the integer."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

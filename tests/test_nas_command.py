@@ -79,6 +79,8 @@ def test_scores_from_a_committed_table_add_seeds_without_retraining_the_ground_t
     third = pd.read_csv(later / "out" / "nas_correlation.csv")
     assert sorted(zip(third.proxy, third.seed, strict=True)) == [("earlystop", 0), ("earlystop", 1), ("random", 0),
                                                               ("random", 1), ("random", 2)]  # fmt: skip
+    rows = pd.read_csv(later / "out" / "nas_scores.csv")
+    assert len(rows) == 5 * 5 and not rows.duplicated(["proxy", "seed", "arch"]).any()  # replaced, not appended
 
     with pytest.raises(ValueError, match="covers 5 architectures, not the 4 that --gt-archs 4"):
         run(_args(later, *argv, "--gt-archs", "4", "--seeds", "1", "--scores-from", str(table)))

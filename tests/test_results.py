@@ -26,6 +26,18 @@ def test_append_replaces_the_row_with_the_same_key(tmp_path):
     assert frame["value"].tolist() == [2.0]
 
 
+def test_keys_read_back_from_csv_match_the_values_written(tmp_path):
+    # a key column with a gap is read back as floats (10 -> 10.0, None -> NaN): still the same keys
+    path = tmp_path / "table.csv"
+    ResultsTable(path, COLUMNS, KEY).append({"name": "a", "seed": 10, "value": 1.0})
+    ResultsTable(path, COLUMNS, KEY).append({"name": "b", "seed": None, "value": 1.0})
+    reopened = ResultsTable(path, COLUMNS, KEY)
+    assert reopened.has(name="a", seed=10) and reopened.has(name="b", seed=None)
+    reopened.append({"name": "a", "seed": 10, "value": 2.0})
+    reopened.append({"name": "b", "seed": None, "value": 3.0})
+    assert sorted(pd.read_csv(path)["value"].tolist()) == [2.0, 3.0]
+
+
 def _append_many(path, name, n):
     table = ResultsTable(path, COLUMNS, KEY)  # opened before the other process writes
     for seed in range(n):

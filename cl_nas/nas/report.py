@@ -49,6 +49,7 @@ class ProxyRun:
     seed: int
     epochs: int
     scores: dict[str, ArchScore]
+    machine: str | None = None  # where it was timed, if not this run's machine (a recorded run)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def write_tables(
                 "spearman_top10": round(c.spearman_top10, 4),
                 "top1_regret": round(c.top1_regret, 2),
                 "speedup": round(result.speedup, 1),
-                "machine": machine,
+                "machine": run.machine or machine,
             }
         )
         for arch in sorted(set(run.scores) & set(truth)):
@@ -109,7 +110,7 @@ def write_tables(
                     "proxy_train_seconds": round(p.train_seconds, 2),
                     "proxy_eval_seconds": round(p.eval_seconds, 2),
                     "full_train_seconds": round(t.train_seconds, 1),
-                    "machine": machine,
+                    "machine": run.machine or machine,
                 }
             )
 
@@ -133,6 +134,7 @@ def read_scores_table(path: Path, dataset: str) -> tuple[dict[str, ArchScore], l
         raise ValueError(f"{path} has no scores for dataset {dataset!r}; run the ground truth for it first")
     truth: dict[str, ArchScore] = {}
     runs: dict[tuple[str, int | None, int], dict[str, ArchScore]] = defaultdict(dict)
+    machines: dict[tuple[str, int | None, int], str] = {}
     for row in table.itertuples(index=False):
         score = ArchScore(row.arch, {}, float(row.full_acc), False, int(row.full_epochs), float(row.full_train_seconds),
                           math.nan, -1)  # fmt: skip
@@ -143,12 +145,13 @@ def read_scores_table(path: Path, dataset: str) -> tuple[dict[str, ArchScore], l
                 f"{score.value} % after {score.epochs}): it mixes ground truths; keep one"
             )
         ipc = None if pd.isna(row.ipc) else int(row.ipc)
+        machines[row.proxy, ipc, int(row.seed)] = str(row.machine)
         runs[row.proxy, ipc, int(row.seed)][row.arch] = ArchScore(
             row.arch, {}, float(row.proxy_acc), bool(row.pruned), int(row.proxy_epochs),
             float(row.proxy_train_seconds), float(row.proxy_eval_seconds), -1,
         )  # fmt: skip
     return truth, [
-        ProxyRun(name, ipc, seed, max(s.epochs for s in scores.values()), scores)
+        ProxyRun(name, ipc, seed, max(s.epochs for s in scores.values()), scores, machines[name, ipc, seed])
         for (name, ipc, seed), scores in runs.items()
     ]
 
