@@ -8,7 +8,6 @@ one table: each append takes a file lock and merges with the rows on disk, so no
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -43,12 +42,13 @@ class ResultsTable:
     def _key(self, row: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(_key_text(row[c]) for c in self.key_columns)
 
+    def _row_keys(self) -> list[tuple[str, ...]]:
+        """The key of every row in :attr:`frame`, in order."""
+        return [self._key(r) for r in self.frame[self.key_columns].to_dict("records")]
+
     def has(self, **key: Any) -> bool:
         """Whether a row with these key-column values is already recorded."""
-        if self.frame.empty:
-            return False
-        wanted = self._key(key)
-        return any(self._key(r) == wanted for r in self.frame[self.key_columns].to_dict("records"))
+        return self._key(key) in self._row_keys()
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Add (or replace, by key) one row and rewrite the file atomically."""
@@ -57,7 +57,8 @@ class ResultsTable:
             raise ValueError(f"row has columns {sorted(unknown)} that the table does not define")
         with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
             self._read()  # another process may have appended since this table was read
-            keep = [self._key(r) != self._key(row) for r in self.frame[self.key_columns].to_dict("records")]
+            key = self._key(row)
+            keep = [k != key for k in self._row_keys()]
             self.frame = pd.concat([self.frame[keep], pd.DataFrame([row])], ignore_index=True)[self.columns]
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             os.close(fd)
@@ -72,7 +73,7 @@ class ResultsTable:
 def _key_text(value: Any) -> str:
     """A key value as text that survives a CSV round trip: a missing value (None or NaN) is empty, and a
     whole float (pandas reads an integer column with gaps as float) prints as the integer."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if pd.isna(value):
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))

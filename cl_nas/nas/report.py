@@ -144,9 +144,9 @@ def read_scores_table(path: Path, dataset: str) -> tuple[dict[str, ArchScore], l
                 f"{path} gives {row.arch} two ground-truth results ({known.value} % after {known.epochs} epochs, "
                 f"{score.value} % after {score.epochs}): it mixes ground truths; keep one"
             )
-        ipc = None if pd.isna(row.ipc) else int(row.ipc)
-        machines[row.proxy, ipc, int(row.seed)] = str(row.machine)
-        runs[row.proxy, ipc, int(row.seed)][row.arch] = ArchScore(
+        key = (row.proxy, None if pd.isna(row.ipc) else int(row.ipc), int(row.seed))
+        machines[key] = str(row.machine)
+        runs[key][row.arch] = ArchScore(
             row.arch, {}, float(row.proxy_acc), bool(row.pruned), int(row.proxy_epochs),
             float(row.proxy_train_seconds), float(row.proxy_eval_seconds), -1,
         )  # fmt: skip
