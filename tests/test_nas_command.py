@@ -81,6 +81,17 @@ def test_scores_from_a_committed_table_add_seeds_without_retraining_the_ground_t
                                                               ("random", 1), ("random", 2)]  # fmt: skip
     rows = pd.read_csv(later / "out" / "nas_scores.csv")
     assert len(rows) == 5 * 5 and not rows.duplicated(["proxy", "seed", "arch"]).any()  # replaced, not appended
+    assert third.speedup.notna().all() and rows.full_machine.nunique() == 1  # all timed on this machine
+
+    # a ground truth timed elsewhere: wall-time ratios across machines are no speed-up, so none is reported
+    rows.assign(full_machine="another machine").to_csv(elsewhere := tmp_path / "elsewhere.csv", index=False)
+    assert run(_args(later, *fewer[:-1], str(elsewhere))) == 0
+    out = capsys.readouterr().out
+    assert "speed-up: n/a (target >= 20.0) not measured" in out
+    assert pd.read_csv(later / "out" / "nas_correlation.csv").speedup.isna().all()
+    rows.assign(full_machine=["one", "two"] * 12 + ["one"]).to_csv(elsewhere, index=False)
+    with pytest.raises(ValueError, match="times its ground truth on 2 machines"):
+        run(_args(later, *fewer[:-1], str(elsewhere)))
 
     with pytest.raises(ValueError, match="covers 5 architectures, not the 4 that --gt-archs 4"):
         run(_args(later, *argv, "--gt-archs", "4", "--seeds", "1", "--scores-from", str(table)))

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from cl_nas.nas import ArchScore, correlate, mean_std
-from cl_nas.nas.report import speedup
+from cl_nas.nas.report import ProxyRun, evaluate, format_report, speedup
 
 
 def _named(values):
@@ -56,3 +56,17 @@ def test_mean_std_and_speedup():
     truth = {"a": score("a", 10.0), "b": score("b", 30.0), "c": score("c", 1000.0)}
     proxy = {"a": score("a", 1.0), "b": score("b", 1.0)}
     assert speedup(truth, proxy) == 20.0  # over the shared architectures only
+
+
+def test_speedup_only_of_runs_timed_on_the_ground_truths_machine():
+    def scores(seconds, values):
+        return {a: ArchScore(a, {}, v, False, 1, seconds, 0.5, 0) for a, v in zip("abc", values, strict=True)}
+
+    truth = scores(40.0, [60.0, 70.0, 80.0])
+    runs = [ProxyRun("dm", 10, seed, 20, scores(2.0, [1.0, 2.0, 3.0]), machine) for seed, machine in enumerate("xxy")]
+    results = evaluate(truth, "x", runs)
+    assert [r.speedup for r in results[:2]] == [20.0, 20.0] and math.isnan(results[2].speedup)
+    assert [r.correlation.spearman for r in results] == pytest.approx([1.0] * 3)  # rankings do not depend on it
+    report = format_report(results)
+    assert "| dm (ipc 10, 20 ep) | 3 | 3 |" in report and "| 20 ± 0 (2 of 3 seeds) |" in report
+    assert "speed-up: 20 (target >= 20.0) met" in report

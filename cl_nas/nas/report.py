@@ -10,7 +10,9 @@ Files (under the output folder, rows keyed so that a rerun replaces its own rows
 * ``nas_scatter.png``: proxy vs full-data validation accuracy, one panel per proxy.
 
 ``speedup`` is the ground truth's total training time over the proxy's, summed over the shared
-architectures (validation passes excluded on both sides; they are in ``nas_scores.csv``).
+architectures (validation passes excluded on both sides; they are in ``nas_scores.csv``). It is a
+ratio of two wall times, so it is left empty (n/a) for a proxy timed on another machine than the
+ground truth: ``machine`` and ``full_machine`` say where each side was timed.
 
 :func:`read_scores_table` reads ``nas_scores.csv`` back: the ground truth is the expensive part of
 a study (hours here), and a committed table lets a later run add proxy seeds against it without
@@ -35,7 +37,7 @@ CORRELATION_COLUMNS = [
 ]  # fmt: skip
 SCORE_COLUMNS = [
     "dataset", "proxy", "ipc", "seed", "arch", "proxy_acc", "full_acc", "pruned", "proxy_epochs", "full_epochs",
-    "proxy_train_seconds", "proxy_eval_seconds", "full_train_seconds", "machine",
+    "proxy_train_seconds", "proxy_eval_seconds", "full_train_seconds", "machine", "full_machine",
 ]  # fmt: skip
 TARGETS = {"spearman": 0.8, "spearman_over_random": 0.1, "speedup": 20.0, "top1_regret": 0.5}
 
@@ -49,7 +51,7 @@ class ProxyRun:
     seed: int
     epochs: int
     scores: dict[str, ArchScore]
-    machine: str | None = None  # where it was timed, if not this run's machine (a recorded run)
+    machine: str  # where it was timed (a recorded run keeps its own)
 
 
 @dataclass(frozen=True)
@@ -66,17 +68,21 @@ def speedup(truth: dict[str, ArchScore], proxy: dict[str, ArchScore]) -> float:
     return sum(truth[a].train_seconds for a in common) / spent if spent > 0 else math.nan
 
 
-def evaluate(truth: dict[str, ArchScore], runs: Sequence[ProxyRun]) -> list[ProxyResult]:
-    """Correlate every run with the ground truth."""
+def evaluate(truth: dict[str, ArchScore], truth_machine: str, runs: Sequence[ProxyRun]) -> list[ProxyResult]:
+    """Correlate every run with the ground truth; the speed-up only of runs timed on ``truth_machine``."""
     values = {a: s.value for a, s in truth.items()}
     return [
-        ProxyResult(run, correlate({a: s.value for a, s in run.scores.items()}, values), speedup(truth, run.scores))
+        ProxyResult(
+            run,
+            correlate({a: s.value for a, s in run.scores.items()}, values),
+            speedup(truth, run.scores) if run.machine == truth_machine else math.nan,
+        )
         for run in runs
     ]
 
 
 def write_tables(
-    out: Path, dataset: str, truth: dict[str, ArchScore], results: Sequence[ProxyResult], machine: str
+    out: Path, dataset: str, truth: dict[str, ArchScore], truth_machine: str, results: Sequence[ProxyResult]
 ) -> None:
     """Append (or replace) this run's rows in ``nas_correlation.csv`` and ``nas_scores.csv``."""
     correlations = ResultsTable(out / "nas_correlation.csv", CORRELATION_COLUMNS, ["dataset", "proxy", "ipc", "seed"])
@@ -93,7 +99,7 @@ def write_tables(
                 "spearman_top10": round(c.spearman_top10, 4),
                 "top1_regret": round(c.top1_regret, 2),
                 "speedup": round(result.speedup, 1),
-                "machine": run.machine or machine,
+                "machine": run.machine,
             }
         )
         for arch in sorted(set(run.scores) & set(truth)):
@@ -110,18 +116,20 @@ def write_tables(
                     "proxy_train_seconds": round(p.train_seconds, 2),
                     "proxy_eval_seconds": round(p.eval_seconds, 2),
                     "full_train_seconds": round(t.train_seconds, 1),
-                    "machine": run.machine or machine,
+                    "machine": run.machine,
+                    "full_machine": truth_machine,
                 }
             )
 
 
-def read_scores_table(path: Path, dataset: str) -> tuple[dict[str, ArchScore], list[ProxyRun]]:
-    """The ground truth and the proxy runs recorded for ``dataset`` in a ``nas_scores.csv`` (inverse of
-    :func:`write_tables`).
+def read_scores_table(path: Path, dataset: str) -> tuple[dict[str, ArchScore], str, list[ProxyRun]]:
+    """The ground truth, the machine it was timed on, and the proxy runs recorded for ``dataset`` in a
+    ``nas_scores.csv`` (inverse of :func:`write_tables`).
 
     Raises ``ValueError`` for a table without the score columns, without rows for ``dataset``, or
-    whose rows give one architecture two different ground-truth results. The scores read back carry
-    no trial parameters or validation times (the table does not keep them).
+    whose rows give one architecture two different ground-truth results or name two ground-truth
+    machines. The scores read back carry no trial parameters, nor the ground truth's validation
+    times (the table keeps neither).
     """
     import pandas as pd
 
@@ -132,6 +140,11 @@ def read_scores_table(path: Path, dataset: str) -> tuple[dict[str, ArchScore], l
     table = table[table["dataset"] == dataset]
     if table.empty:
         raise ValueError(f"{path} has no scores for dataset {dataset!r}; run the ground truth for it first")
+    truth_machines = sorted(set(table["full_machine"].astype(str)))
+    if len(truth_machines) > 1:
+        raise ValueError(
+            f"{path} times its ground truth on {len(truth_machines)} machines ({truth_machines}): keep one"
+        )
     truth: dict[str, ArchScore] = {}
     runs: dict[tuple[str, int | None, int], dict[str, ArchScore]] = defaultdict(dict)
     machines: dict[tuple[str, int | None, int], str] = {}
@@ -150,10 +163,14 @@ def read_scores_table(path: Path, dataset: str) -> tuple[dict[str, ArchScore], l
             row.arch, {}, float(row.proxy_acc), bool(row.pruned), int(row.proxy_epochs),
             float(row.proxy_train_seconds), float(row.proxy_eval_seconds), -1,
         )  # fmt: skip
-    return truth, [
-        ProxyRun(name, ipc, seed, max(s.epochs for s in scores.values()), scores, machines[name, ipc, seed])
-        for (name, ipc, seed), scores in runs.items()
-    ]
+    return (
+        truth,
+        truth_machines[0],
+        [
+            ProxyRun(name, ipc, seed, max(s.epochs for s in scores.values()), scores, machines[name, ipc, seed])
+            for (name, ipc, seed), scores in runs.items()
+        ],
+    )
 
 
 def _label(run: ProxyRun) -> str:
@@ -175,12 +192,19 @@ def format_report(results: Sequence[ProxyResult]) -> str:
     for label, group in grouped.items():
         cells = []
         for stat in stats:
-            mean, std = mean_std(r.speedup if stat == "speedup" else getattr(r.correlation, stat) for r in group)
+            values = [r.speedup if stat == "speedup" else getattr(r.correlation, stat) for r in group]
+            mean, std = mean_std(values)
             summary.setdefault(group[0].run.name, {})[stat] = mean
-            cells.append("n/a" if math.isnan(mean) else f"{mean:.3g} ± {std:.2g}")
+            counted = sum(math.isfinite(v) for v in values)
+            of = f" ({counted} of {len(values)} seeds)" if 0 < counted < len(values) else ""
+            cells.append("n/a" if math.isnan(mean) else f"{mean:.3g} ± {std:.2g}{of}")
         n_arch = "/".join(sorted({str(r.correlation.n_arch) for r in group}))
         lines.append(f"| {label} | {len(group)} | {n_arch} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n" + _targets(results[0].run.name if results else "", summary)
+    note = (
+        "\nThe speed-up counts only the seeds timed on the ground truth's machine (a ratio of wall times); "
+        "n/a: none was.\n"
+    )
+    return "\n".join(lines) + "\n" + note + _targets(results[0].run.name if results else "", summary)
 
 
 def _targets(main: str, summary: dict[str, dict[str, float]]) -> str:
@@ -198,6 +222,9 @@ def _targets(main: str, summary: dict[str, dict[str, float]]) -> str:
         checks.insert(1, ("Spearman gain over random subset", gain, ">=", TARGETS["spearman_over_random"]))
     lines = [f"\nTargets for {main}:"]
     for name, value, op, target in checks:
+        if math.isnan(value):
+            lines.append(f"  {name}: n/a (target {op} {target}) not measured")
+            continue
         ok = value >= target if op == ">=" else value <= target
         lines.append(f"  {name}: {value:.3g} (target {op} {target}) {'met' if ok else 'NOT met'}")
     return "\n".join(lines) + "\n"
