@@ -5,6 +5,7 @@ import time
 
 import optuna
 import pytest
+import sqlalchemy
 import torch
 from optuna.trial import TrialState
 
@@ -77,12 +78,19 @@ def test_training_images_must_fit_the_space_and_the_validation_split(digits, mni
         ArchitectureObjective(convnet_space().restrict({"depth": [4], "pool": ["max"]}), random_set, digits.val)
 
 
-def _interrupt_when_training(study: optuna.Study) -> threading.Thread:
+def _interrupt_when_training(url: str, study_name: str) -> threading.Thread:
     """Ctrl-C as a terminal sends it (SIGINT to this process: KeyboardInterrupt in the main thread), once
     a trial has chosen its architecture and is training."""
 
+    def training() -> bool:
+        try:  # its own connection: a read that meets the worker's write lock is retried, not fatal to the watcher
+            study = optuna.load_study(study_name=study_name, storage=url)
+            return any("arch" in t.user_attrs for t in study.get_trials(states=(TrialState.RUNNING,)))
+        except sqlalchemy.exc.OperationalError:
+            return False
+
     def watch() -> None:
-        while not [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "arch" in t.user_attrs]:
+        while not training():
             time.sleep(0.02)
         time.sleep(0.1)
         os.kill(os.getpid(), signal.SIGINT)
@@ -99,7 +107,7 @@ def test_ground_truth_resumes_per_architecture(digits, tmp_path):
     config = GroundTruthConfig(n_arch=3, epochs=150)
     gt = open_ground_truth(open_storage(url), space, digits, config)
     assert gt.run(max_trials=1) == 1  # a first session stops after one architecture
-    watcher = _interrupt_when_training(gt.study)
+    watcher = _interrupt_when_training(url, gt.name)
     with pytest.raises(KeyboardInterrupt):  # a second one is stopped mid-training by Ctrl-C
         gt.run()
     watcher.join()
