@@ -1,11 +1,10 @@
+import contextlib
 import os
 import signal
-import threading
-import time
+from collections.abc import Iterator
 
 import optuna
 import pytest
-import sqlalchemy
 import torch
 from optuna.trial import TrialState
 
@@ -78,39 +77,31 @@ def test_training_images_must_fit_the_space_and_the_validation_split(digits, mni
         ArchitectureObjective(convnet_space().restrict({"depth": [4], "pool": ["max"]}), random_set, digits.val)
 
 
-def _interrupt_when_training(url: str, study_name: str) -> threading.Thread:
-    """Ctrl-C as a terminal sends it (SIGINT to this process: KeyboardInterrupt in the main thread), once
-    a trial has chosen its architecture and is training."""
-
-    def training() -> bool:
-        try:  # its own connection: a read that meets the worker's write lock is retried, not fatal to the watcher
-            study = optuna.load_study(study_name=study_name, storage=url)
-            return any("arch" in t.user_attrs for t in study.get_trials(states=(TrialState.RUNNING,)))
-        except sqlalchemy.exc.OperationalError:
-            return False
-
-    def watch() -> None:
-        while not training():
-            time.sleep(0.02)
-        time.sleep(0.1)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+@contextlib.contextmanager
+def _ctrl_c_after(seconds: float) -> Iterator[None]:
+    """Ctrl-C as a terminal sends it (SIGINT to this process), ``seconds`` from now, under Python's own
+    SIGINT handler (KeyboardInterrupt in the main thread), as a command-line user has it. Earlier tests of
+    the suite can leave another handler installed: the interrupt was then ignored and the trial finished."""
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_alarm = signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_alarm)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def test_ground_truth_resumes_per_architecture(digits, tmp_path):
     url = f"sqlite:///{tmp_path / 'gt.db'}"
     space = convnet_space().restrict(SMALL)
-    # long enough that the watcher's Ctrl-C lands mid-training even on an idle, fast machine
+    # long enough that a Ctrl-C 1 s into a session lands mid-training even on an idle, fast machine
     config = GroundTruthConfig(n_arch=3, epochs=150)
     gt = open_ground_truth(open_storage(url), space, digits, config)
     assert gt.run(max_trials=1) == 1  # a first session stops after one architecture
-    watcher = _interrupt_when_training(url, gt.name)
-    with pytest.raises(KeyboardInterrupt):  # a second one is stopped mid-training by Ctrl-C
+    with pytest.raises(KeyboardInterrupt), _ctrl_c_after(1.0):  # a second one is stopped mid-training by Ctrl-C
         gt.run()
-    watcher.join()
     done_before = {t.user_attrs["arch"]: t.number for t in gt.study.get_trials(states=(TrialState.COMPLETE,))}
     assert len(done_before) == 1
 
