@@ -89,8 +89,17 @@ def test_scores_from_a_committed_table_add_seeds_without_retraining_the_ground_t
     out = capsys.readouterr().out
     assert "speed-up: n/a (target >= 20.0) not measured" in out
     assert pd.read_csv(later / "out" / "nas_correlation.csv").speedup.isna().all()
+    # a ground truth resumed on another machine: per architecture, each keeps its own; still no speed-up
+    resumed = rows.arch.isin(sorted(set(rows.arch))[:2])
+    rows.assign(full_machine=rows.full_machine.where(~resumed, "another machine")).to_csv(elsewhere, index=False)
+    assert run(_args(later, *fewer[:-1], str(elsewhere))) == 0
+    again = pd.read_csv(later / "out" / "nas_scores.csv")
+    assert again[again.arch.isin(sorted(set(rows.arch))[:2])].full_machine.eq("another machine").all()
+    assert pd.read_csv(later / "out" / "nas_correlation.csv").speedup.isna().all()
+    capsys.readouterr()
+    # one architecture with two ground-truth machines in one table: two ground truths mixed
     rows.assign(full_machine=["one", "two"] * 12 + ["one"]).to_csv(elsewhere, index=False)
-    with pytest.raises(ValueError, match="times its ground truth on 2 machines"):
+    with pytest.raises(ValueError, match="two ground-truth results"):
         run(_args(later, *fewer[:-1], str(elsewhere)))
 
     with pytest.raises(ValueError, match="covers 5 architectures, not the 4 that --gt-archs 4"):

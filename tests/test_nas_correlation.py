@@ -51,22 +51,26 @@ def test_mean_std_and_speedup():
     assert mean_std([5.0]) == (5.0, 0.0) and all(math.isnan(v) for v in mean_std([math.nan]))
 
     def score(arch, seconds):
-        return ArchScore(arch, {}, 50.0, False, 1, seconds, 0.5, 0)
+        return ArchScore(arch, {}, 50.0, False, 1, seconds, 0.5, 0, "m")
 
     truth = {"a": score("a", 10.0), "b": score("b", 30.0), "c": score("c", 1000.0)}
     proxy = {"a": score("a", 1.0), "b": score("b", 1.0)}
     assert speedup(truth, proxy) == 20.0  # over the shared architectures only
 
 
-def test_speedup_only_of_runs_timed_on_the_ground_truths_machine():
-    def scores(seconds, values):
-        return {a: ArchScore(a, {}, v, False, 1, seconds, 0.5, 0) for a, v in zip("abc", values, strict=True)}
+def test_speedup_only_where_every_trial_was_timed_on_one_machine():
+    def scores(seconds, values, machines):
+        return {a: ArchScore(a, {}, v, False, 1, seconds, 0.5, 0, m) for a, v, m in zip("abc", values, machines,
+                                                                                          strict=True)}  # fmt: skip
 
-    truth = scores(40.0, [60.0, 70.0, 80.0])
-    runs = [ProxyRun("dm", 10, seed, 20, scores(2.0, [1.0, 2.0, 3.0]), machine) for seed, machine in enumerate("xxy")]
-    results = evaluate(truth, "x", runs)
-    assert [r.speedup for r in results[:2]] == [20.0, 20.0] and math.isnan(results[2].speedup)
-    assert [r.correlation.spearman for r in results] == pytest.approx([1.0] * 3)  # rankings do not depend on it
+    truth = scores(40.0, [60.0, 70.0, 80.0], "xxx")
+    timed = ["xxx", "xxx", "yyy", "xxy", ["", "", ""]]  # the 4th was resumed elsewhere; the 5th recorded none
+    runs = [ProxyRun("dm", 10, seed, 20, scores(2.0, [1.0, 2.0, 3.0], m)) for seed, m in enumerate(timed)]
+    assert [r.machine for r in runs] == ["x", "x", "y", "x + y", "unknown"]
+    results = evaluate(truth, runs)
+    assert [r.speedup for r in results[:2]] == [20.0, 20.0] and all(math.isnan(r.speedup) for r in results[2:])
+    assert math.isnan(speedup(scores(40.0, [1.0] * 3, "xyx"), runs[0].scores))  # nor a ground truth resumed elsewhere
+    assert [r.correlation.spearman for r in results] == pytest.approx([1.0] * 5)  # rankings do not depend on it
     report = format_report(results)
-    assert "| dm (ipc 10, 20 ep) | 3 | 3 |" in report and "| 20 ± 0 (2 of 3 seeds) |" in report
+    assert "| dm (ipc 10, 20 ep) | 5 | 3 |" in report and "| 20 ± 0 (2 of 5 seeds) |" in report
     assert "speed-up: 20 (target >= 20.0) met" in report

@@ -25,6 +25,7 @@ from cl_nas.nas import (
     run_worker,
 )
 from cl_nas.train import TrainConfig, accuracy, train_model
+from cl_nas.utils import machine_description
 
 SMALL = {"depth": [1, 2], "width": [32]}  # cheap architectures: the tests time training, not big convolutions
 
@@ -52,6 +53,7 @@ def test_objective_reports_every_epoch_and_the_median_pruner_stops_a_poor_candid
     for t in trials[:4]:
         assert t.state == TrialState.COMPLETE and sorted(t.intermediate_values) == [1, 2, 3, 4, 5, 6]
         assert t.value == t.intermediate_values[6] and t.user_attrs["train_seconds"] > 0
+        assert t.user_attrs["machine"] == machine_description()  # each trial says where it was timed
     assert trials[4].state == TrialState.PRUNED and list(trials[4].intermediate_values) == [1]
     assert queue_status(study).done == 5
 
@@ -67,6 +69,7 @@ def test_score_is_validation_accuracy_never_test(digits, random_set):
             net, random_set.images, random_set.labels, TrainConfig(epochs=6), generator=torch.Generator().manual_seed(3)
         )
         assert score.value == accuracy(net, digits.val) != accuracy(net, digits.test)
+        assert score.machine == machine_description()
 
 
 def test_training_images_must_fit_the_space_and_the_validation_split(digits, mnist, random_set, tmp_path):

@@ -42,7 +42,7 @@ from cl_nas.nas.report import ProxyRun, evaluate, format_report, read_scores_tab
 from cl_nas.nas.search import PRUNERS, SAMPLERS, Search, open_search
 from cl_nas.nas.space import SearchSpace, convnet_space, parse_space_overrides
 from cl_nas.nas.storage import DEFAULT_HEARTBEAT_SECONDS, DEFAULT_STORAGE, mask_url, open_storage
-from cl_nas.utils import machine_description, parse_params, resolve_bf16
+from cl_nas.utils import parse_params, resolve_bf16
 
 RESEED = "gt-reseed"  # the ground truth retrained with another seed, reported like a proxy
 HELP = "proxy NAS on condensed data with Optuna, and how well the proxy ranks architectures"
@@ -180,7 +180,6 @@ def run(args: argparse.Namespace) -> int:
         if n > len(grid):
             raise ValueError(f"{flag} {n} exceeds the {len(grid)} architectures that fit {info.name} images")
     names = [args.proxy] + [c for c in args.controls if c != args.proxy]
-    machine = machine_description()
     recorded = _recorded_scores(args, dataset, space, info) if args.scores_from else None
     for name in names[1:] if args.proxy_set else names:  # before the first (possibly long) condensation
         params = proxy_params if name == args.proxy else {}
@@ -205,13 +204,12 @@ def run(args: argparse.Namespace) -> int:
                 storage, space, data, splits.val, trials=args.trials, sampler=args.sampler, pruner=args.pruner,
                 arch_seed=args.arch_seed, seed=seed, report_every=args.report_every, **common,
             )  # fmt: skip
-            runs.append(ProxyRun(data.name, data.ipc, seed, data.epochs, _work(search, label, args.trials), machine))
+            runs.append(ProxyRun(data.name, data.ipc, seed, data.epochs, _work(search, label, args.trials)))
 
     gt_config = GroundTruthConfig(args.gt_archs, args.gt_epochs, args.arch_seed)
     if recorded is not None:
-        truth, truth_machine, recorded_runs = recorded
+        truth, recorded_runs = recorded
     else:
-        truth_machine = machine
         ground_truth = open_ground_truth(storage, space, splits, gt_config, **common)
         truth = _work(ground_truth, "ground truth", args.gt_archs) if args.ground_truth else ground_truth.scores()
     reseed_archs = args.gt_reseed_archs or args.gt_archs
@@ -220,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         search = open_ground_truth(storage, space, splits, config, **common)
         scores = _work(search, f"ground truth s{seed}", reseed_archs) if args.ground_truth else search.scores()
         if scores:
-            runs.append(ProxyRun(RESEED, None, seed, args.gt_epochs, scores, machine))
+            runs.append(ProxyRun(RESEED, None, seed, args.gt_epochs, scores))
     if recorded is not None:
         # every recorded run not scored now, whatever --controls says: the tables written below replace the
         # ones read, so leaving a proxy out here would drop finished work from them
@@ -231,15 +229,14 @@ def run(args: argparse.Namespace) -> int:
         runs = sorted([*runs, *earlier], key=lambda r: (r.name != args.proxy, r.name == RESEED, r.name, r.seed))
     if args.no_report:
         return 0
-    return _report(Path(args.out), dataset, truth, truth_machine, runs)
+    return _report(Path(args.out), dataset, truth, runs)
 
 
 def _recorded_scores(
     args: argparse.Namespace, dataset: str, space: SearchSpace, info: DatasetInfo
-) -> tuple[dict[str, ArchScore], str, list[ProxyRun]]:
-    """``--scores-from``: its ground truth, checked against this run's, the machine that timed it, and its
-    runs at this run's budget."""
-    truth, truth_machine, runs = read_scores_table(Path(args.scores_from), dataset)
+) -> tuple[dict[str, ArchScore], list[ProxyRun]]:
+    """``--scores-from``: its ground truth, checked against this run's, and its runs at this run's budget."""
+    truth, runs = read_scores_table(Path(args.scores_from), dataset)
     sample = {space.spec_string(p) for p in space.sample(args.gt_archs, args.arch_seed, info.channels, info.image_size)}
     if set(truth) != sample:
         raise ValueError(
@@ -258,10 +255,10 @@ def _recorded_scores(
         r for r in runs
         if r.name == RESEED or (r.ipc == args.ipc and r.epochs == (1 if r.name == EARLY_STOP else args.epochs))
     ]  # fmt: skip
-    return truth, truth_machine, same_budget
+    return truth, same_budget
 
 
-def _report(out: Path, dataset: str, truth: dict[str, ArchScore], truth_machine: str, runs: list[ProxyRun]) -> int:
+def _report(out: Path, dataset: str, truth: dict[str, ArchScore], runs: list[ProxyRun]) -> int:
     shared = min(len(set(truth) & set(r.scores)) for r in runs)
     if shared < 2:
         print(
@@ -271,8 +268,8 @@ def _report(out: Path, dataset: str, truth: dict[str, ArchScore], truth_machine:
         best = sorted(runs[0].scores.values(), key=lambda s: -s.value)[:5]
         print(f"best by {runs[0].name}: " + "; ".join(f"{s.arch} {s.value:.2f} %" for s in best))
         return 0
-    results = evaluate(truth, truth_machine, runs)
-    write_tables(out, dataset, truth, truth_machine, results)
+    results = evaluate(truth, runs)
+    write_tables(out, dataset, truth, results)
     text = f"# NAS proxy correlation: {dataset}\n\n" + format_report(results)
     out.mkdir(parents=True, exist_ok=True)
     (out / "nas_report.md").write_text(text)

@@ -9,7 +9,10 @@ data: the test split never takes part in a search.
 Every ``report_every`` epochs (and after the last) the validation accuracy is reported to the
 trial, so a pruner (median, successive halving) can stop a poor candidate; a pruned trial keeps
 its last reported value. Each trial records user attributes ``arch`` (the canonical spec string),
-``train_seconds`` (training only) and ``eval_seconds`` (validation passes).
+``train_seconds`` (training only), ``eval_seconds`` (validation passes) and ``machine``
+(:func:`~cl_nas.utils.machine_description` of the process that timed it): a study resumed or shared
+by workers on other machines holds trials timed on each, and a ratio of times is only meaningful
+within one.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from cl_nas.models import build_model, model_spec_string
 from cl_nas.nas.proxy import TrainingData
 from cl_nas.nas.space import Params, SearchSpace
 from cl_nas.train import TrainConfig, accuracy, train_model
+from cl_nas.utils import machine_description
 
 
 class ArchitectureObjective:
@@ -95,6 +99,7 @@ class ArchitectureObjective:
         finally:  # pruned trials keep their cost too: the speed-up counts every candidate
             trial.set_user_attr("train_seconds", time.perf_counter() - start - eval_seconds)
             trial.set_user_attr("eval_seconds", eval_seconds)
+            trial.set_user_attr("machine", machine_description())
         return scores[-1]
 
 
@@ -110,6 +115,7 @@ class ArchScore:
     train_seconds: float
     eval_seconds: float
     trial: int
+    machine: str  # where it was timed; "" if unknown (a trial from before machines were recorded)
 
 
 def read_scores(study: optuna.Study) -> dict[str, ArchScore]:
@@ -134,5 +140,6 @@ def read_scores(study: optuna.Study) -> dict[str, ArchScore]:
                 float(t.user_attrs.get("train_seconds", float("nan"))),
                 float(t.user_attrs.get("eval_seconds", float("nan"))),
                 t.number,
+                str(t.user_attrs.get("machine", "")),
             )
     return scores

@@ -11,8 +11,11 @@ Files (under the output folder, rows keyed so that a rerun replaces its own rows
 
 ``speedup`` is the ground truth's total training time over the proxy's, summed over the shared
 architectures (validation passes excluded on both sides; they are in ``nas_scores.csv``). It is a
-ratio of two wall times, so it is left empty (n/a) for a proxy timed on another machine than the
-ground truth: ``machine`` and ``full_machine`` say where each side was timed.
+ratio of two wall times, so it is left empty (n/a) unless every one of those trials, proxy and
+ground truth, was timed on one machine. Each trial records its own (see
+:mod:`cl_nas.nas.objective`), so a study resumed or shared across machines is told apart:
+``machine`` and ``full_machine`` in ``nas_scores.csv`` say where each side of a row was timed, and
+``machine`` in ``nas_correlation.csv`` every machine that timed the run.
 
 :func:`read_scores_table` reads ``nas_scores.csv`` back: the ground truth is the expensive part of
 a study (hours here), and a committed table lets a later run add proxy seeds against it without
@@ -51,7 +54,11 @@ class ProxyRun:
     seed: int
     epochs: int
     scores: dict[str, ArchScore]
-    machine: str  # where it was timed (a recorded run keeps its own)
+
+    @property
+    def machine(self) -> str:
+        """Every machine that timed its trials, joined by `` + `` (``unknown`` for a trial that recorded none)."""
+        return " + ".join(sorted({s.machine or "unknown" for s in self.scores.values()}))
 
 
 @dataclass(frozen=True)
@@ -62,28 +69,27 @@ class ProxyResult:
 
 
 def speedup(truth: dict[str, ArchScore], proxy: dict[str, ArchScore]) -> float:
-    """Ground-truth training seconds over proxy training seconds, summed over the shared architectures."""
+    """Ground-truth training seconds over proxy training seconds, summed over the shared architectures;
+    NaN unless all those trials were timed on one known machine (a ratio of wall times across machines
+    measures the machines)."""
     common = set(truth) & set(proxy)
+    machines = {truth[a].machine for a in common} | {proxy[a].machine for a in common}
+    if len(machines) != 1 or "" in machines:
+        return math.nan
     spent = sum(proxy[a].train_seconds for a in common)
     return sum(truth[a].train_seconds for a in common) / spent if spent > 0 else math.nan
 
 
-def evaluate(truth: dict[str, ArchScore], truth_machine: str, runs: Sequence[ProxyRun]) -> list[ProxyResult]:
-    """Correlate every run with the ground truth; the speed-up only of runs timed on ``truth_machine``."""
+def evaluate(truth: dict[str, ArchScore], runs: Sequence[ProxyRun]) -> list[ProxyResult]:
+    """Correlate every run with the ground truth, and its :func:`speedup`."""
     values = {a: s.value for a, s in truth.items()}
     return [
-        ProxyResult(
-            run,
-            correlate({a: s.value for a, s in run.scores.items()}, values),
-            speedup(truth, run.scores) if run.machine == truth_machine else math.nan,
-        )
+        ProxyResult(run, correlate({a: s.value for a, s in run.scores.items()}, values), speedup(truth, run.scores))
         for run in runs
     ]
 
 
-def write_tables(
-    out: Path, dataset: str, truth: dict[str, ArchScore], truth_machine: str, results: Sequence[ProxyResult]
-) -> None:
+def write_tables(out: Path, dataset: str, truth: dict[str, ArchScore], results: Sequence[ProxyResult]) -> None:
     """Append (or replace) this run's rows in ``nas_correlation.csv`` and ``nas_scores.csv``."""
     correlations = ResultsTable(out / "nas_correlation.csv", CORRELATION_COLUMNS, ["dataset", "proxy", "ipc", "seed"])
     scores = ResultsTable(out / "nas_scores.csv", SCORE_COLUMNS, ["dataset", "proxy", "ipc", "seed", "arch"])
@@ -116,19 +122,19 @@ def write_tables(
                     "proxy_train_seconds": round(p.train_seconds, 2),
                     "proxy_eval_seconds": round(p.eval_seconds, 2),
                     "full_train_seconds": round(t.train_seconds, 1),
-                    "machine": run.machine,
-                    "full_machine": truth_machine,
+                    "machine": p.machine,
+                    "full_machine": t.machine,
                 }
             )
 
 
-def read_scores_table(path: Path, dataset: str) -> tuple[dict[str, ArchScore], str, list[ProxyRun]]:
-    """The ground truth, the machine it was timed on, and the proxy runs recorded for ``dataset`` in a
-    ``nas_scores.csv`` (inverse of :func:`write_tables`).
+def read_scores_table(path: Path, dataset: str) -> tuple[dict[str, ArchScore], list[ProxyRun]]:
+    """The ground truth and the proxy runs recorded for ``dataset`` in a ``nas_scores.csv`` (inverse of
+    :func:`write_tables`), each score with the machine that timed it.
 
     Raises ``ValueError`` for a table without the score columns, without rows for ``dataset``, or
-    whose rows give one architecture two different ground-truth results or name two ground-truth
-    machines. The scores read back carry no trial parameters, nor the ground truth's validation
+    whose rows give one architecture two different ground-truth results (accuracy, epochs or
+    machine). The scores read back carry no trial parameters, nor the ground truth's validation
     times (the table keeps neither).
     """
     import pandas as pd
@@ -140,37 +146,28 @@ def read_scores_table(path: Path, dataset: str) -> tuple[dict[str, ArchScore], s
     table = table[table["dataset"] == dataset]
     if table.empty:
         raise ValueError(f"{path} has no scores for dataset {dataset!r}; run the ground truth for it first")
-    truth_machines = sorted(set(table["full_machine"].astype(str)))
-    if len(truth_machines) > 1:
-        raise ValueError(
-            f"{path} times its ground truth on {len(truth_machines)} machines ({truth_machines}): keep one"
-        )
+    table = table.fillna({"machine": "", "full_machine": ""})
     truth: dict[str, ArchScore] = {}
     runs: dict[tuple[str, int | None, int], dict[str, ArchScore]] = defaultdict(dict)
-    machines: dict[tuple[str, int | None, int], str] = {}
     for row in table.itertuples(index=False):
         score = ArchScore(row.arch, {}, float(row.full_acc), False, int(row.full_epochs), float(row.full_train_seconds),
-                          math.nan, -1)  # fmt: skip
+                          math.nan, -1, str(row.full_machine))  # fmt: skip
         known = truth.setdefault(row.arch, score)
-        if (known.value, known.epochs) != (score.value, score.epochs):
+        if (known.value, known.epochs, known.machine) != (score.value, score.epochs, score.machine):
             raise ValueError(
-                f"{path} gives {row.arch} two ground-truth results ({known.value} % after {known.epochs} epochs, "
-                f"{score.value} % after {score.epochs}): it mixes ground truths; keep one"
+                f"{path} gives {row.arch} two ground-truth results ({known.value} % after {known.epochs} epochs "
+                f"on {known.machine!r}, {score.value} % after {score.epochs} on {score.machine!r}): it mixes "
+                "ground truths; keep one"
             )
         key = (row.proxy, None if pd.isna(row.ipc) else int(row.ipc), int(row.seed))
-        machines[key] = str(row.machine)
         runs[key][row.arch] = ArchScore(
             row.arch, {}, float(row.proxy_acc), bool(row.pruned), int(row.proxy_epochs),
-            float(row.proxy_train_seconds), float(row.proxy_eval_seconds), -1,
+            float(row.proxy_train_seconds), float(row.proxy_eval_seconds), -1, str(row.machine),
         )  # fmt: skip
-    return (
-        truth,
-        truth_machines[0],
-        [
-            ProxyRun(name, ipc, seed, max(s.epochs for s in scores.values()), scores, machines[name, ipc, seed])
-            for (name, ipc, seed), scores in runs.items()
-        ],
-    )
+    return truth, [
+        ProxyRun(name, ipc, seed, max(s.epochs for s in scores.values()), scores)
+        for (name, ipc, seed), scores in runs.items()
+    ]
 
 
 def _label(run: ProxyRun) -> str:
@@ -201,8 +198,8 @@ def format_report(results: Sequence[ProxyResult]) -> str:
         n_arch = "/".join(sorted({str(r.correlation.n_arch) for r in group}))
         lines.append(f"| {label} | {len(group)} | {n_arch} | " + " | ".join(cells) + " |")
     note = (
-        "\nThe speed-up counts only the seeds timed on the ground truth's machine (a ratio of wall times); "
-        "n/a: none was.\n"
+        "\nThe speed-up counts only the seeds whose proxy and ground-truth trials were all timed on one machine "
+        "(a ratio of wall times); n/a: none was.\n"
     )
     return "\n".join(lines) + "\n" + note + _targets(results[0].run.name if results else "", summary)
 
