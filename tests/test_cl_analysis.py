@@ -1,0 +1,46 @@
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("cl_analysis", REPO / "benchmarks" / "cl_analysis.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_margins_over_herding_side_by_side_with_offline_condensation(tmp_path, capsys):
+    module = _module()
+    cl = [
+        {"benchmark": "split-fmnist", "strategy": s, "buffer": b, "mem_per_class": m, "augment": aug,
+         "final_acc_mean": acc}
+        for s, b, m, aug, acc in [
+            ("gdumb", "herding", 10, None, 77.0), ("gdumb", "dm", 10, None, 80.5),
+            ("gdumb", "class-balanced", 10, None, 73.0),
+            ("replay", "dm", 10, None, 99.0), ("gdumb", "dm", 10, "dsa", 99.0), ("gdumb", "dm", 1, None, 99.0),
+        ]
+    ]  # fmt: skip
+    pd.DataFrame(cl).to_csv(tmp_path / "cl.csv", index=False)
+    offline = [
+        {"method": m, "dataset": "fashionmnist", "ipc": ipc, "model": model, "acc_mean": acc}
+        for m, ipc, model, acc in [("herding", 10, "convnet", 78.0), ("dm", 10, "convnet", 81.5),
+                                   ("random", 10, "convnet", 75.0), ("dm", 10, "mlp", 10.0), ("dm", 1, "convnet", 10.0)]
+    ]  # fmt: skip
+    pd.DataFrame(offline).to_csv(tmp_path / "condense_quality.csv", index=False)
+    curve = [{"method": "dm", "dataset": "fashionmnist", "ipc": 10, "iteration": it, "eval_epochs": e, "acc_mean": a}
+             for it, e, a in [(1000, 300, 81.0), (4000, 1000, 83.0)]]  # fmt: skip
+    pd.DataFrame(curve).to_csv(tmp_path / "condense_curve.csv", index=False)
+
+    table = module.margins(tmp_path).set_index("buffer")  # only GDumb-style, IPC 10, no augmentation
+    assert sorted(table.index) == ["class-balanced", "dm", "herding"]
+    assert table.loc["dm", ["cl_minus_herding", "offline_minus_herding"]].tolist() == pytest.approx([3.5, 3.5])
+    assert table.loc["class-balanced", "offline_acc"] == 75.0  # class-balanced is the offline random
+    best = module.ceiling(tmp_path).iloc[0]
+    assert (best.iteration, best.eval_epochs, best.dm_minus_herding) == (4000, 1000, pytest.approx(5.0))
+    module.main(tmp_path)
+    assert "offline ceiling" in capsys.readouterr().out
