@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -39,6 +40,19 @@ def mnist(data_root):
 
 
 BenchmarkRunner = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture(scope="session")
+def load_benchmark() -> Callable[[str], object]:
+    """``load_benchmark("nas.py")``: a script of ``benchmarks/`` imported as a module, to call its functions."""
+
+    def load(script: str):
+        spec = importlib.util.spec_from_file_location(Path(script).stem, REPO / "benchmarks" / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture

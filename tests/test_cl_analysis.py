@@ -1,21 +1,9 @@
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("cl_analysis", REPO / "benchmarks" / "cl_analysis.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_margins_over_herding_side_by_side_with_offline_condensation(tmp_path, capsys):
-    module = _module()
+def test_margins_over_herding_side_by_side_with_offline_condensation(tmp_path, capsys, load_benchmark):
+    module = load_benchmark("cl_analysis.py")
     cl = [
         {"benchmark": "split-fmnist", "strategy": s, "buffer": b, "mem_per_class": m, "augment": aug,
          "final_acc_mean": acc}

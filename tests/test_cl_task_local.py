@@ -1,21 +1,13 @@
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import torch
 
 from cl_nas.cl.scenarios import class_order
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def study():
-    spec = importlib.util.spec_from_file_location("cl_task_local", REPO / "benchmarks" / "cl_task_local.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def study(load_benchmark):
+    return load_benchmark("cl_task_local.py")
 
 
 def test_tasks_are_the_cl_benchmarks_class_groups(study, digits):

@@ -1,15 +1,8 @@
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def test_analysis_reads_a_scores_table(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("nas_analysis", REPO / "benchmarks" / "nas_analysis.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_analysis_reads_a_scores_table(tmp_path, capsys, load_benchmark):
+    module = load_benchmark("nas_analysis.py")
     archs = ["convnet:norm=batch,depth=1", "convnet:norm=none,depth=2", "convnet:norm=batch,depth=3"]
     rows = [
         {"proxy": proxy, "arch": a, "full_acc": full, "proxy_acc": acc}

@@ -1,22 +1,11 @@
 import argparse
-import importlib.util
 import socket
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from cl_nas.condense import build_condenser
 from cl_nas.nas.command import configure_parser, run
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("nas_benchmark", REPO / "benchmarks" / "nas.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _args(tmp_path, *argv):
@@ -142,10 +131,10 @@ def test_bad_input_is_a_clear_error_before_any_work(tmp_path, argv, message):
     assert not (tmp_path / "c").exists()  # nothing was condensed
 
 
-def test_unreachable_storage_masks_the_password(tmp_path, capsys):
+def test_unreachable_storage_masks_the_password(tmp_path, capsys, load_benchmark):
     url = f"postgresql://nas:hunter2-pw@127.0.0.1:{_closed_port()}/nas"
     argv = ["--dataset", "digits", "--storage", url, "--out", str(tmp_path)]
-    assert _load_benchmark().main(argv) == 2
+    assert load_benchmark("nas.py").main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("nas: error: storage postgresql://nas:***@127.0.0.1:") and "hunter2" not in err
 
