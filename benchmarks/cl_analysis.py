@@ -24,9 +24,11 @@ OFFLINE_NAME = {"class-balanced": "random"}
 
 
 def margins(results: Path, mem_per_class: int = 10) -> pd.DataFrame:
-    """One row per benchmark and buffer: CL (GDumb-style) and offline accuracy, each minus herding's."""
+    """One row per benchmark and fp32 buffer: CL (GDumb-style) and offline accuracy, each minus herding's."""
     cl = pd.read_csv(results / "cl.csv")
-    cl = cl[(cl.strategy == "gdumb") & (cl.mem_per_class == mem_per_class) & cl.augment.isna()]
+    # fp32 buffers only: a reduced-precision one holds more images than the offline set it would be compared with
+    full_precision = ~cl.buffer.str.contains("@", regex=False)
+    cl = cl[(cl.strategy == "gdumb") & (cl.mem_per_class == mem_per_class) & cl.augment.isna() & full_precision]
     offline = pd.read_csv(results / "condense_quality.csv")
     offline = offline[(offline.ipc == mem_per_class) & (offline.model == "convnet")]
     offline = offline.set_index(["dataset", "method"]).acc_mean
