@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cl_nas.cl.buffers import parse_buffer
 from cl_nas.cl.scenarios import BENCHMARKS
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -27,7 +28,7 @@ def margins(results: Path, mem_per_class: int = 10) -> pd.DataFrame:
     """One row per benchmark and fp32 buffer: CL (GDumb-style) and offline accuracy, each minus herding's."""
     cl = pd.read_csv(results / "cl.csv")
     # fp32 buffers only: a reduced-precision one holds more images than the offline set it would be compared with
-    full_precision = ~cl.buffer.str.contains("@", regex=False)
+    full_precision = cl.buffer.map(lambda name: parse_buffer(name).precision == "fp32")
     cl = cl[(cl.strategy == "gdumb") & (cl.mem_per_class == mem_per_class) & cl.augment.isna() & full_precision]
     offline = pd.read_csv(results / "condense_quality.csv")
     offline = offline[(offline.ipc == mem_per_class) & (offline.model == "convnet")]
