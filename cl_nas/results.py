@@ -9,14 +9,13 @@ one table: each append takes a file lock and merges with the rows on disk, so no
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from cl_nas.utils import exclusive_lock
+from cl_nas.utils import atomic_write, check_writable, exclusive_lock
 
 
 class ResultsTable:
@@ -30,14 +29,35 @@ class ResultsTable:
         if missing:
             raise ValueError(f"key columns {sorted(missing)} are not among the table's columns")
         self.frame = pd.DataFrame(columns=self.columns)
+        check_writable(self.path, "results table")  # before any run, not after the first one
         self._read()
 
     def _read(self) -> None:
-        """Load the rows on disk (those of other processes included)."""
-        if self.path.is_file():
-            self.frame = pd.read_csv(self.path)
-            extra = [c for c in self.frame.columns if c not in self.columns]
-            self.columns += extra  # keep columns written by other versions rather than drop data
+        """Load the rows on disk (those of other processes included); a file that is not a table of these key
+        columns raises ``ValueError`` (one line) rather than being overwritten."""
+        if not self.path.is_file():
+            return
+        try:
+            frame = pd.read_csv(self.path)
+        except pd.errors.EmptyDataError:
+            return  # an empty file: no rows yet
+        except ValueError as err:  # pandas' parser errors and undecodable bytes
+            raise ValueError(
+                f"{str(self.path)!r} is not a CSV results table ({type(err).__name__}); "
+                "choose another path for the table, or move that file away"
+            ) from None
+        missing = [c for c in self.key_columns if c not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"{str(self.path)!r} is not a results table of this study: it has no column {', '.join(missing)}; "
+                "choose another path for the table, or move that file away"
+            )
+        self.frame = frame
+        extra = [c for c in self.frame.columns if c not in self.columns]
+        self.columns += extra  # keep columns written by other versions rather than drop data
+        for column in self.columns:  # rows written before a column existed leave it empty
+            if column not in self.frame.columns:
+                self.frame[column] = float("nan")
 
     def _key(self, row: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(_key_text(row[c]) for c in self.key_columns)
@@ -60,14 +80,7 @@ class ResultsTable:
             key = self._key(row)
             keep = [k != key for k in self._row_keys()]
             self.frame = pd.concat([self.frame[keep], pd.DataFrame([row])], ignore_index=True)[self.columns]
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            os.close(fd)
-            try:
-                self.frame.to_csv(tmp, index=False)
-                os.replace(tmp, self.path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            atomic_write(self.path, lambda tmp: self.frame.to_csv(tmp, index=False))
 
 
 def _key_text(value: Any) -> str:

@@ -3,6 +3,8 @@
 Everything runs on real data (scikit-learn digits) with a small ConvNet so the file stays fast.
 """
 
+import inspect
+import math
 import os
 import signal
 import subprocess
@@ -27,7 +29,9 @@ from cl_nas.condense import (
 from cl_nas.condense.cache import CACHE_ENV_VAR
 from cl_nas.condense.dc import DCCondenser, dc_loops, gradient_distance
 from cl_nas.condense.iterative import group_slices, logits
+from cl_nas.condense.teacher import TeacherStore, teacher_logits
 from cl_nas.models import build_model
+from cl_nas.utils import parse_params
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_NET = "convnet:width=16,depth=2"
@@ -144,27 +148,34 @@ def test_siamese_dsa_shares_a_draw_within_a_class_only(digits):
 
 
 # --- APM ---------------------------------------------------------------------------------------------
-def test_apm_soft_labels_and_a_given_teacher(digits):
-    teacher = build_model(SMALL_NET, 1, 10, (8, 8))
+def test_apm_result_carries_its_given_teachers_logits(digits):
+    teacher = build_model(SMALL_NET, 1, 10, (8, 8)).eval()
     options = {k: v for k, v in FAST["apm"].items() if k != "teacher_epochs"}
     apm = APMCondenser(teacher=teacher, **options)
     syn = apm.condense(digits.train, ipc=2, seed=0)
-    soft = apm.soft_labels(syn)
-    assert soft.shape == (20, 10)
-    torch.testing.assert_close(soft.sum(1), torch.ones(20))
+    assert syn.teacher_logits.shape == (20, 10)
+    torch.testing.assert_close(syn.teacher_logits, teacher(syn.images).detach())
     other = build_model(SMALL_NET, 1, 10, (8, 8))
     assert apm.cache_key(digits.train, 2, 0) != APMCondenser(teacher=other, **options).cache_key(digits.train, 2, 0)
+
+
+def test_apm_keeps_its_teacher_for_baselines_to_share(digits, tmp_path):
+    first = APMCondenser(**FAST["apm"], teacher_dir=tmp_path).condense(digits.train, ipc=2, seed=0)
+    second = APMCondenser(**FAST["apm"], teacher_dir=tmp_path).condense(digits.train, ipc=2, seed=1)
+    assert len(list(tmp_path.glob("teacher-*.pt"))) == 1  # trained once, reused by the second run
+    [described] = first.meta.teacher["teachers"]
+    assert second.meta.teacher == first.meta.teacher and described["epochs"] == FAST["apm"]["teacher_epochs"]
+    # a baseline labelled by the stored teacher gets exactly the logits APM's own set got
+    recipe = APMCondenser(**FAST["apm"]).teacher_recipes(digits.train.info)[0]
+    teacher, meta = TeacherStore(tmp_path).get_or_train(digits.train, recipe)
+    assert meta["fingerprint"] == described["fingerprint"]
+    torch.testing.assert_close(teacher_logits([teacher], first.images), first.teacher_logits)
 
 
 def test_apm_chunks_accumulate_to_the_whole_batch_gradient(digits):
     whole = APMCondenser(**FAST["apm"]).condense(digits.train, ipc=3, seed=1)
     chunked = APMCondenser(**FAST["apm"], chunk_size=7).condense(digits.train, ipc=3, seed=1)
     torch.testing.assert_close(chunked.images, whole.images, rtol=1e-4, atol=1e-4)
-
-
-def test_soft_labels_need_a_teacher():
-    with pytest.raises(RuntimeError, match="teacher"):
-        APMCondenser().soft_labels(torch.zeros(1, 1, 8, 8))
 
 
 # --- bad input ---------------------------------------------------------------------------------------
@@ -185,6 +196,76 @@ def test_soft_labels_need_a_teacher():
 def test_bad_configuration_is_rejected_at_construction(method, options, message):
     with pytest.raises(ValueError, match=message):
         build_condenser(method, **options)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"lr_img": math.inf}, r"lr_img must be a finite number > 0, got inf"),
+        ({"lr_img": "nan"}, r"lr_img must be a finite number > 0, got 'nan'"),
+        ({"momentum": 1}, r"momentum must be a finite number in \[0, 1\), got 1"),
+        ({"iterations": 2.0}, r"iterations must be a positive integer, got 2.0"),
+        ({"iterations": True}, r"iterations must be a positive integer, got True"),
+        ({"compile": "maybe"}, r"compile must be a boolean, got 'maybe'"),
+        ({"compile": 2}, r"compile must be a boolean, got 2"),
+        ({"bf16": "yes please"}, r"bf16 must be a boolean or None, got 'yes please'"),
+        ({"teacher": "resnet"}, r"teacher must be a Module or None, got 'resnet'"),
+    ],
+)
+def test_values_are_checked_against_their_declaration(options, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        build_condenser("apm", **options)
+
+
+def test_an_unknown_setting_names_the_closest_valid_one():
+    with pytest.raises(ValueError) as caught:
+        build_condenser("dm", iteration=5)
+    message = str(caught.value)
+    assert message.startswith(
+        "condenser 'dm' does not accept option 'iteration'; did you mean 'iterations'? its options:"
+    )
+    assert "batch_real" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("true", True),
+        ("YES", True),
+        ("on", True),
+        ("1", True),
+        ("False", False),
+        ("no", False),
+        ("Off", False),
+        ("0", False),
+    ],
+)
+def test_booleans_from_text_are_strict(text, value):
+    assert build_condenser("dm", **parse_params([f"compile={text}"])).compile is value
+
+
+def test_command_line_text_is_parsed_by_the_declared_types():
+    dc = build_condenser("dc", **parse_params(["iterations=3", "lr_img=1", "outer_loop=none", "dsa_strategy=none"]))
+    assert (dc.iterations, dc.lr_img, dc.outer_loop, dc.dsa_strategy) == (3, 1.0, None, "none")  # "none": DSA off
+    assert build_condenser("dm", snapshot_at="4, 2,4", iterations=5).snapshot_at == (2, 4)
+    assert inspect.signature(DMCondenser).parameters["iterations"].default == 20000  # what help() shows
+
+
+def test_set_params_revalidates_and_changes_nothing_on_error(tmp_path):
+    dm = DMCondenser(iterations=10)
+    key_before = dm.get_config()
+    assert dm.set_params(iterations="20", checkpoint_dir=str(tmp_path)) is dm
+    assert dm.iterations == 20 and dm.checkpoint_dir == tmp_path
+    assert dm.get_config() == {**key_before, "iterations": 20}  # checkpoint_dir is a runtime setting
+    with pytest.raises(ValueError, match="snapshot_at 30 is beyond the run's 20 iterations"):
+        dm.set_params(snapshot_at=(30,))
+    with pytest.raises(ValueError, match="iterations must be a positive integer, got 0"):
+        dm.set_params(iterations=0)
+    assert dm.iterations == 20 and dm.snapshot_at == ()
+    apm = APMCondenser(student_epochs=4, checkpoints=2)
+    with pytest.raises(ValueError, match=r"checkpoints \(5\) cannot exceed student_epochs \(4\)"):
+        apm.set_params(checkpoints=5)
+    assert apm.checkpoints == 2
 
 
 def test_ipc_beyond_a_class_needs_noise_init(digits):
@@ -227,6 +308,7 @@ class CountingDM(DMCondenser):
 RESUME = {"iterations": 300, "batch_real": 16, "model": "convnet:width=8,depth=1"}
 
 
+@pytest.mark.slow  # starts other processes
 def test_resume_after_kill_9_continues_from_the_checkpoint(digits, tmp_path):
     options = {**RESUME, "checkpoint_dir": str(tmp_path), "checkpoint_every": 10, "snapshot_at": (5, 295)}
     code = (

@@ -1,8 +1,11 @@
+import warnings
+
 import pytest
 import torch
 
-from cl_nas.condense import available_methods, build_condenser
-from cl_nas.condense.coreset import HerdingCoreset
+from cl_nas.condense import available_methods, build_condenser, register_condenser
+from cl_nas.condense.coreset import HerdingCoreset, RandomCoreset
+from cl_nas.utils import native_bf16
 
 
 def _rows_in(images, pool):
@@ -92,3 +95,33 @@ def test_cache_key_tells_embedders_apart(digits):
     assert HerdingCoreset(embedder=first).cache_key(digits.train, 5, 0) == HerdingCoreset(embedder=first).cache_key(
         digits.train, 5, 0
     )
+
+
+@pytest.mark.parametrize("method", ["herding", "kcenter"])
+def test_bf16_is_resolved_at_construction_and_keys_the_cache(method, digits):
+    auto = build_condenser(method, device="cpu")
+    assert auto.bf16 is native_bf16("cpu") and auto.get_config()["bf16"] is native_bf16("cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # explicit bf16 where the CPU emulates it
+        on = build_condenser(method, device="cpu", bf16=True)
+    off = build_condenser(method, device="cpu", bf16="off")
+    assert on.get_config()["bf16"] is True and off.get_config()["bf16"] is False
+    assert on.cache_key(digits.train, 5, 0) != off.cache_key(digits.train, 5, 0)
+
+
+def test_a_new_algorithm_version_never_reuses_a_cached_set(digits):
+    class FixedHerding(HerdingCoreset):
+        algorithm_version = HerdingCoreset.algorithm_version + 1
+
+    assert FixedHerding().get_config() == HerdingCoreset().get_config()
+    assert FixedHerding().cache_key(digits.train, 5, 0) != HerdingCoreset().cache_key(digits.train, 5, 0)
+
+
+def test_a_method_name_is_registered_once():
+    with pytest.raises(ValueError, match="condensation method 'random' is already registered"):
+
+        @register_condenser("random")
+        class AnotherRandom(RandomCoreset):
+            pass
+
+    assert build_condenser("RANDOM").__class__ is RandomCoreset

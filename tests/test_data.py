@@ -3,6 +3,7 @@ import torch
 
 from cl_nas.data import (
     DATA_ENV_VAR,
+    TRAIN_SPLIT_HASHES,
     DatasetUnavailableError,
     available_datasets,
     dataset_info,
@@ -76,3 +77,12 @@ def test_missing_dataset_without_download_names_root_and_fix(tmp_path):
 def test_content_hash_identifies_data(digits):
     assert digits.train.content_hash() == digits.train.subset(torch.arange(len(digits.train))).content_hash()
     assert digits.train.content_hash() != digits.val.content_hash()
+
+
+def test_known_training_split_hashes_are_current(digits, request):
+    """TRAIN_SPLIT_HASHES names a set's source before any data loads: it must match what load_dataset gives."""
+    names = {name: key for key, name in TRAIN_SPLIT_HASHES.items()}
+    assert digits.train.content_hash() == names["digits"]
+    root = request.getfixturevalue("data_root")  # skips the real datasets where they are absent
+    for name in ("mnist", "fashionmnist"):
+        assert load_dataset(name, root).train.content_hash() == names[name]

@@ -3,7 +3,14 @@ import itertools
 import pytest
 import torch
 
-from cl_nas.models import ConvNetSpec, available_models, build_model, model_spec_string, parse_model_spec
+from cl_nas.models import (
+    ConvNetSpec,
+    available_models,
+    build_model,
+    model_spec_string,
+    parse_model_spec,
+    register_model,
+)
 from cl_nas.models.convnet import ACTIVATIONS, NORMS, POOLS
 
 
@@ -34,8 +41,31 @@ def test_every_convnet_cell_of_the_space_builds(activation, norm, pool):
 def test_default_convnet_is_the_dc_papers():
     model = build_model("convnet", 1, 10, (28, 28))
     assert model.spec == ConvNetSpec(depth=3, width=128, activation="relu", norm="instance", pool="avg")
-    assert model.embed(torch.randn(1, 1, 28, 28)).shape == (1, 128 * 3 * 3)
     assert isinstance(model.features[1], torch.nn.GroupNorm) and model.features[1].num_groups == 128
+
+
+@pytest.mark.parametrize(
+    "spec,shape,features,first_padding",
+    [
+        # the reference treats 28x28 one-channel input as 32x32: pad 3, then 32 -> 16 -> 8 -> 4
+        ("convnet", (1, 28, 28), 128 * 4 * 4, 3),
+        ("convnet", (3, 32, 32), 128 * 4 * 4, 1),  # 32 -> 16 -> 8 -> 4
+        ("convnet", (1, 8, 8), 128 * 1 * 1, 1),  # 8 -> 4 -> 2 -> 1
+        ("convnet:stem_padding=1", (1, 28, 28), 128 * 3 * 3, 1),  # the padding-1 variant: 28 -> 14 -> 7 -> 3
+        ("convnet:depth=4,pool=max", (1, 28, 28), 128 * 2 * 2, 3),  # 32 -> 16 -> 8 -> 4 -> 2
+    ],
+)
+def test_convnet_embedding_sizes_match_the_reference(spec, shape, features, first_padding):
+    model = build_model(spec, shape[0], 10, shape[1:])
+    assert model.features[0].padding == (first_padding, first_padding)
+    assert model.embed(torch.randn(2, *shape)).shape == (2, features)
+    assert model.classifier.in_features == features
+
+
+def test_default_spec_string_has_no_stem_key_and_the_variant_keeps_it():
+    assert "stem_padding" not in model_spec_string(ConvNetSpec())
+    assert model_spec_string("convnet:stem_padding=1") == "convnet:stem_padding=1"
+    assert parse_model_spec(ConvNetSpec(stem_padding=1))[1]["stem_padding"] == 1
 
 
 def test_spec_forms_agree():
@@ -70,3 +100,14 @@ def test_bad_specs_are_rejected(spec, match):
 def test_lenet_rejects_images_too_small():
     with pytest.raises(ValueError, match="LeNet cannot process 8x8"):
         build_model("lenet", 1, 10, (8, 8))
+
+
+def test_a_model_name_is_registered_once_and_unknown_names_get_a_suggestion():
+    with pytest.raises(ValueError, match="model 'mlp' is already registered"):
+
+        @register_model("MLP")
+        def another_mlp(channels, num_classes, image_size):
+            raise AssertionError("never built")
+
+    with pytest.raises(ValueError, match=r"unknown model 'convnett'; did you mean 'convnet'\? available: alexnet, "):
+        build_model("convnett", 1, 10, (8, 8))

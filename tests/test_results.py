@@ -3,6 +3,7 @@
 import multiprocessing
 
 import pandas as pd
+import pytest
 
 from cl_nas.results import ResultsTable
 
@@ -44,6 +45,7 @@ def _append_many(path, name, n):
         table.append({"name": name, "seed": seed, "value": float(seed)})
 
 
+@pytest.mark.slow  # starts other processes
 def test_processes_appending_to_one_table_lose_no_row(tmp_path):
     path = tmp_path / "table.csv"
     workers = [multiprocessing.Process(target=_append_many, args=(path, name, 25)) for name in ("a", "b", "c")]

@@ -17,36 +17,40 @@ data. APM solves it without unrolling, in two alternating single-level steps:
   in chunks of ``chunk_size`` whose gradients accumulate, so peak memory is bounded by one chunk.
 
 Teachers (``teachers`` of them, one drawn at random per refresh as the reference draws from its
-pool) are trained on the real data with :func:`cl_nas.train.train_model` (SGD lr ``teacher_lr``,
-DSA, ``teacher_epochs``), or one pre-trained ``teacher`` module is given (a continual learner can
-pass its own model). Labels of the result are hard class labels; :meth:`APMCondenser.soft_labels`
-gives the teacher's probabilities for a set, the option the paper evaluates with.
+pool) are trained on the real data with :func:`cl_nas.condense.teacher.train_teacher` (SGD lr
+``teacher_lr``, DSA, ``teacher_epochs``; teacher ``i`` from seed ``i``), or one pre-trained ``teacher``
+module is given (a continual learner can pass its own model). With ``teacher_dir`` set, trained
+teachers are kept there and reused (:class:`~cl_nas.condense.teacher.TeacherStore`), so that
+baselines can be labelled by the very teacher APM used. The result carries the teachers' mean logits
+for its images (``SyntheticSet.teacher_logits``): the paper evaluates its sets by training on them
+under an L1 loss, the ``apm`` protocol of :mod:`cl_nas.protocols`.
 
 Departures from the reference ``distill.py``: the paper's log on the disagreement is omitted, as in
 the reference code itself; teachers are taken at the end of training (the reference keeps the epoch
-of best *test* accuracy, which selects on the test set); students refresh every ``refresh_every``
-iterations (the reference's counter refreshes every ``mid_gap + 1``); all images are updated every
-iteration (no ``batch_syn`` subset), with one teacher forward per chunk shared by the K students
-(the reference recomputes it per student: same gradient); soft labels are probabilities for
-``train_model``'s cross-entropy, where the reference trains evaluation models with L1 on raw
-logits. With ``bf16`` on, teachers and students *train* under bf16 autocast while the image update
-and the teacher's targets stay float32. The student is trained by a short local loop because
-``train_model`` fits cross-entropy only and APM's student fits the teacher's logits under L1.
+of best *test* accuracy, which selects on the test set); all images are updated every iteration (no
+``batch_syn`` subset), with one teacher forward per chunk shared by the K students (the reference
+recomputes it per student: same gradient). With ``bf16`` on, teachers and students *train* under
+bf16 autocast while the image update and the teacher's targets stay float32.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import time
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cl_nas.condense.iterative import CondenseRun, IterativeCondenser, check_positive_int, chunks
-from cl_nas.data import DatasetInfo
+from cl_nas.augment import default_strategy
+from cl_nas.condense.base import Option, folder_option, module_fingerprint, register_condenser
+from cl_nas.condense.iterative import CondenseRun, IterativeCondenser
+from cl_nas.condense.teacher import TeacherRecipe, TeacherStore, describe, teacher_logits, train_teacher
+from cl_nas.data import DatasetInfo, ImageDataset
 from cl_nas.synthetic import SyntheticSet
-from cl_nas.train import TrainConfig, predict_logits, train_model
+from cl_nas.train import TrainConfig, chunks, predict_logits, train_model
 
 _LR_DECAY = 0.3  # the reference multiplies lr_img by 0.3 at half the iterations
 
@@ -55,86 +59,94 @@ def _frozen(module: nn.Module) -> nn.Module:
     return module.eval().requires_grad_(False)
 
 
+@register_condenser("apm")
 class APMCondenser(IterativeCondenser):
     """Adversarial prediction matching. Defaults follow the reference code and its README command."""
 
-    name = "apm"
-    # chunking only bounds memory: the accumulated gradient is the same sum
-    runtime_params = IterativeCondenser.runtime_params | {"chunk_size"}
+    algorithm_version = 2
+    options = {
+        "iterations": IterativeCondenser.options["iterations"].with_default(2500),
+        "lr_img": IterativeCondenser.options["lr_img"].with_default(1.0),
+        "teacher": Option(
+            nn.Module, None, "a trained teacher to use; None: train teachers on the real data", optional=True
+        ),
+        "teachers": Option(int, 1, "teachers to train (one is drawn per student refresh)", ge=1),
+        "teacher_epochs": Option(int, 100, "training epochs of each teacher", ge=1),
+        "teacher_lr": Option(float, 0.05, "SGD learning rate of the teachers", gt=0),
+        "student_epochs": Option(int, 250, "training epochs of each student", ge=1),
+        "checkpoints": Option(int, 5, "frozen student copies (K) kept along its training", ge=1),
+        # the reference's counter retrains its student every mid_gap + 1 = 3 iterations
+        "refresh_every": Option(int, 3, "iterations between student refreshes", ge=1),
+        "lr_net": Option(float, 0.01, "SGD learning rate of the students", gt=0),
+        "ce_weight": Option(float, 0.1, "weight (lambda) of the teacher's cross-entropy on the images", ge=0),
+        # chunking only bounds memory: the accumulated gradient is the same sum
+        "chunk_size": Option(
+            int, None, "images per forward pass; None: all at once", ge=1, optional=True, runtime=True
+        ),
+        "checkpoint_every": IterativeCondenser.options["checkpoint_every"].with_default(50),
+        "teacher_dir": folder_option("folder where trained teachers are kept and reused; None: train them per run"),
+    }
 
-    def __init__(
-        self,
-        *,
-        iterations: int = 2500,
-        lr_img: float = 1.0,
-        teacher: nn.Module | None = None,
-        teachers: int = 1,
-        teacher_epochs: int = 100,
-        teacher_lr: float = 0.05,
-        student_epochs: int = 250,
-        checkpoints: int = 5,
-        refresh_every: int = 2,
-        lr_net: float = 0.01,
-        ce_weight: float = 0.1,
-        chunk_size: int | None = None,
-        checkpoint_every: int = 50,
-        **options: Any,
-    ):
-        """``options``: the shared settings of :class:`IterativeCondenser` (init, model, DSA, bf16, ...)."""
-        super().__init__(iterations=iterations, lr_img=lr_img, checkpoint_every=checkpoint_every, **options)
-        for name, value in (
-            ("teachers", teachers),
-            ("student_epochs", student_epochs),
-            ("checkpoints", checkpoints),
-            ("refresh_every", refresh_every),
-        ):
-            check_positive_int(name, value)
-        check_positive_int("chunk_size", chunk_size, optional=True)  # None: all images in one chunk
-        if checkpoints > student_epochs:
-            raise ValueError(f"checkpoints ({checkpoints}) cannot exceed student_epochs ({student_epochs})")
-        check_positive_int("teacher_epochs", teacher_epochs)
-        if teacher is not None and not isinstance(teacher, nn.Module):
-            raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
-        for name, value in (("teacher_lr", teacher_lr), ("lr_net", lr_net)):
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value}")
-        if ce_weight < 0:
-            raise ValueError(f"ce_weight must be >= 0, got {ce_weight}")
-        self.teacher, self.teachers = teacher, teachers
-        self.teacher_epochs, self.teacher_lr = teacher_epochs, teacher_lr
-        self.student_epochs, self.checkpoints, self.refresh_every = student_epochs, checkpoints, refresh_every
-        self.lr_net, self.ce_weight, self.chunk_size = lr_net, ce_weight, chunk_size
-        self.teachers_: list[nn.Module] = []  # the teachers of the last run (for soft_labels)
+    def __init__(self, **settings: Any):
+        super().__init__(**settings)
+        self.teachers_: list[nn.Module] = []  # the teachers of the last run, whose logits label its result
+        self.teacher_meta_: dict[str, Any] = {}  # their description, for the result's metadata
         self._students: list[nn.Module] = []
         self._teacher_index = 0
 
-    # --- set-up and resume -----------------------------------------------------------------------
-    def prepare(self, run: CondenseRun) -> None:
-        if self.teacher is not None:
-            self.teachers_ = [_frozen(copy.deepcopy(self.teacher).to(self.device))]
-            return
-        config = TrainConfig(epochs=self.teacher_epochs, lr=self.teacher_lr, bf16=self.bf16)
-        augment = run.augment_batch if run.dsa is not None else None
-        self.teachers_ = []
-        for _ in range(self.teachers):
-            net = self.fresh_model(run.info)
-            train_model(
-                self.for_training(net),
-                run.real.images,
-                run.real.labels,
-                config,
-                augment=augment,
-                device=self.device,
-                generator=run.generator,
-                progress=self.progress,
+    def _resolve(self, settings: dict[str, Any]) -> dict[str, Any]:
+        settings = super()._resolve(settings)
+        if settings["checkpoints"] > settings["student_epochs"]:
+            raise ValueError(
+                f"checkpoints ({settings['checkpoints']}) cannot exceed student_epochs ({settings['student_epochs']})"
             )
-            self.teachers_.append(_frozen(net))
+        return settings
+
+    # --- set-up and resume -----------------------------------------------------------------------
+    def teacher_recipes(self, info: DatasetInfo) -> list[TeacherRecipe]:
+        """How each of the ``teachers`` is trained on ``info``'s real training split."""
+        strategy = self.dsa_strategy if self.dsa_strategy is not None else default_strategy(info.name)
+        return [
+            TeacherRecipe(self.model, self.teacher_epochs, self.teacher_lr, strategy, seed=index)
+            for index in range(self.teachers)
+        ]
+
+    def load_teachers(self, train_set: ImageDataset) -> tuple[list[nn.Module], dict[str, Any]]:
+        """``(teachers, description)``: the given ``teacher``, or the ``teachers`` trained on ``train_set``
+        (read from ``teacher_dir`` when they are there, trained and kept there otherwise), frozen on the device."""
+        if self.teacher is not None:
+            teacher = _frozen(copy.deepcopy(self.teacher).to(self.device))
+            return [teacher], {"fingerprint": module_fingerprint(self.teacher), "given": True}
+        teachers, described = [], []
+        for recipe in self.teacher_recipes(train_set.info):
+            if self.teacher_dir is not None:
+                net, meta = TeacherStore(self.teacher_dir).get_or_train(
+                    train_set, recipe, device=self.device, bf16=self.bf16, progress=self.progress
+                )
+            else:
+                start = time.perf_counter()
+                net = train_teacher(train_set, recipe, device=self.device, bf16=self.bf16, progress=self.progress)
+                meta = describe(net, recipe, time.perf_counter() - start)
+            teachers.append(_frozen(net.to(self.device)))
+            described.append(meta)
+        return teachers, {"teachers": described}
+
+    def label(self, synthetic: SyntheticSet, train_set: ImageDataset) -> SyntheticSet:
+        """``synthetic`` (any set of ``train_set``'s dataset: random real images, a DM set) labelled with the
+        logits of this condenser's teachers: the fair baseline for an APM set under the ``apm`` protocol."""
+        teachers, meta = self.load_teachers(train_set)
+        return synthetic.with_teacher_logits(teacher_logits(teachers, synthetic.images.to(self.device)), meta)
+
+    def prepare(self, run: CondenseRun) -> None:
+        train_set = ImageDataset(run.real.images.cpu(), run.real.labels.cpu(), run.info)
+        self.teachers_, self.teacher_meta_ = self.load_teachers(train_set)
 
     def method_state(self) -> dict[str, Any]:
         return {
             "teachers": [] if self.teacher is not None else [t.state_dict() for t in self.teachers_],
             "students": [s.state_dict() for s in self._students],
             "teacher_index": self._teacher_index,
+            "teacher_meta": json.dumps(self.teacher_meta_),
         }
 
     def load_method_state(self, state: dict[str, Any], run: CondenseRun) -> None:
@@ -145,6 +157,7 @@ class APMCondenser(IterativeCondenser):
             self.teachers_ = [self._restore(info, sd) for sd in state["teachers"]]
         self._students = [self._restore(info, sd) for sd in state["students"]]
         self._teacher_index = int(state["teacher_index"])
+        self.teacher_meta_ = json.loads(state["teacher_meta"])
 
     def _restore(self, info: DatasetInfo, state_dict: dict[str, torch.Tensor]) -> nn.Module:
         net = self.fresh_model(info)
@@ -179,38 +192,28 @@ class APMCondenser(IterativeCondenser):
         images = run.images.detach()
         targets = predict_logits(self.teachers_[self._teacher_index], images).to(self.device)
         student = self.fresh_model(run.info)
-        forward = self.for_training(student)
-        optimizer = torch.optim.SGD(student.parameters(), lr=self.lr_net, momentum=0.9, weight_decay=5e-4)
         epochs = self.student_epochs
         keep = {round(epochs * (k + 1) / self.checkpoints) for k in range(self.checkpoints)}
-        batch = TrainConfig().batch_size
         self._students = []
-        for epoch in range(1, epochs + 1):
-            if epoch == epochs // 2 + 1:  # lr x 0.1 for the second half, as the reference's MultiStepLR
-                for group in optimizer.param_groups:
-                    group["lr"] *= 0.1
-            order = torch.randperm(len(images), generator=run.generator).to(self.device)
-            for start in range(0, len(images), batch):
-                idx = order[start : start + batch]
-                x = images[idx] if run.dsa is None else run.augment_batch(images[idx])
-                with self.autocast():
-                    loss = F.l1_loss(forward(x).float(), targets[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            if epoch in keep:
+
+        def keep_checkpoint(epoch: int, _: nn.Module) -> None:
+            if epoch + 1 in keep:
                 self._students.append(_frozen(copy.deepcopy(student)))
 
-    # --- soft labels -----------------------------------------------------------------------------
-    def soft_labels(self, synthetic: SyntheticSet | torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        """Teacher class probabilities ``(N, num_classes)`` for a set's images (averaged over teachers).
+        config = TrainConfig(epochs=epochs, lr=self.lr_net, bf16=self.bf16, loss="l1")
+        train_model(
+            self.for_training(student),
+            images,
+            targets,
+            config,
+            augment=run.augment_batch if run.dsa is not None else None,
+            device=self.device,
+            generator=run.generator,
+            on_epoch_end=keep_checkpoint,
+        )
 
-        Usable as ``labels`` of :func:`cl_nas.train.train_model`. Needs the teachers of a
-        :meth:`condense` call in this process, or a ``teacher`` given at construction.
-        """
-        teachers = self.teachers_ or ([_frozen(copy.deepcopy(self.teacher))] if self.teacher is not None else [])
-        if not teachers:
-            raise RuntimeError("soft_labels needs a teacher: run condense() first or pass teacher= to APMCondenser")
-        images = synthetic.images if isinstance(synthetic, SyntheticSet) else synthetic
-        probs = [F.softmax(predict_logits(t, images) / temperature, dim=1) for t in teachers]
-        return torch.stack(probs).mean(0)
+    # --- the result ------------------------------------------------------------------------------
+    def finish(self, result: SyntheticSet) -> SyntheticSet:
+        """``result`` with the teachers' mean logits for its images: the labels the paper evaluates with."""
+        images = result.images.to(self.device)
+        return result.with_teacher_logits(teacher_logits(self.teachers_, images), self.teacher_meta_)

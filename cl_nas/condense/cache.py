@@ -36,6 +36,7 @@ class SyntheticCache:
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = resolve_cache_root(root)
         self.checkpoint_root = self.root / "checkpoints"
+        self.teacher_root = self.root / "teachers"
 
     def path(self, condenser: Condenser, train_set: ImageDataset, ipc: int, seed: int) -> Path:
         return self.root / f"{condenser.cache_key(train_set, ipc, seed)}.pt"
@@ -55,13 +56,17 @@ class SyntheticCache:
         """The cached result of ``condenser.condense(train_set, ipc, seed)``, computing and storing it once.
 
         An iterative ``condenser`` without a ``checkpoint_dir`` is given ``checkpoint_root`` (a runtime
-        option, outside the cache key), so a call that was killed resumes from its last checkpoint.
+        option, outside the cache key), so a call that was killed resumes from its last checkpoint; one
+        with a ``teacher_dir`` option (APM) keeps its teachers under ``teacher_root``, where baselines
+        labelled by the same teachers find them.
         """
         cached = self.get(condenser, train_set, ipc, seed)
         if cached is not None:
             return cached
         if isinstance(condenser, IterativeCondenser) and condenser.checkpoint_dir is None:
-            condenser.checkpoint_dir = self.checkpoint_root
+            condenser.set_params(checkpoint_dir=self.checkpoint_root)
+        if "teacher_dir" in condenser.options and condenser.teacher_dir is None:
+            condenser.set_params(teacher_dir=self.teacher_root)
         result = condenser.condense(train_set, ipc, seed)
         result.save(self.path(condenser, train_set, ipc, seed))
         return result

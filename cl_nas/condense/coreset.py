@@ -8,21 +8,22 @@ trained briefly on the real training data (the DC paper's baseline setting); pas
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cl_nas.condense.base import Condenser
+from cl_nas.condense.base import Condenser, Option, bf16_option, model_option, register_condenser
 from cl_nas.data import ImageDataset
-from cl_nas.models import ModelSpec, build_model
+from cl_nas.models import build_model
 from cl_nas.train import TrainConfig, autocast, train_model
-from cl_nas.utils import native_bf16
+from cl_nas.utils import resolve_bf16
 
 
+@register_condenser("random")
 class RandomCoreset(Condenser):
     """``ipc`` real images drawn uniformly at random from each class."""
-
-    name = "random"
 
     def _condense(self, train_set, ipc, seed, generator):
         chosen = []
@@ -36,20 +37,18 @@ class RandomCoreset(Condenser):
 class _FeatureCoreset(Condenser):
     """Shared machinery: embed every training image, then select per class on the features."""
 
-    def __init__(
-        self,
-        *,
-        model: ModelSpec = "convnet",
-        train_epochs: int = 1,
-        train_samples: int = 10000,
-        embedder: nn.Module | None = None,
-        device="auto",
-        progress: bool = False,
-    ):
-        super().__init__(device=device, progress=progress)
-        if train_epochs < 0 or train_samples < 1:
-            raise ValueError(f"train_epochs must be >= 0 and train_samples >= 1, got {train_epochs}, {train_samples}")
-        self.model, self.train_epochs, self.train_samples, self.embedder = model, train_epochs, train_samples, embedder
+    options = {
+        "model": model_option("the feature network (a model spec, see cl_nas.models)"),
+        "train_epochs": Option(int, 1, "epochs the feature network trains on real data (0: random features)", ge=0),
+        "train_samples": Option(int, 10000, "real images it trains on, drawn at random", ge=1),
+        "embedder": Option(nn.Module, None, "a network to embed with instead (used as given)", optional=True),
+        "bf16": bf16_option("bf16 autocast while training the feature network and embedding"),
+    }
+
+    def _resolve(self, settings: dict[str, Any]) -> dict[str, Any]:
+        settings = super()._resolve(settings)
+        settings["bf16"] = resolve_bf16(settings["bf16"], settings["device"])  # resolved: keys record it
+        return settings
 
     def _feature_model(self, train_set: ImageDataset, generator: torch.Generator) -> nn.Module:
         if self.embedder is not None:
@@ -58,7 +57,7 @@ class _FeatureCoreset(Condenser):
         net = build_model(self.model, info.channels, info.num_classes, info.image_size)
         if self.train_epochs:
             idx = torch.randperm(len(train_set), generator=generator)[: self.train_samples]
-            config = TrainConfig(epochs=self.train_epochs, bf16=native_bf16(self.device))
+            config = TrainConfig(epochs=self.train_epochs, bf16=self.bf16)
             train_model(
                 net,
                 train_set.images[idx],
@@ -74,9 +73,9 @@ class _FeatureCoreset(Condenser):
     def _embed(self, net: nn.Module, images: torch.Tensor) -> torch.Tensor:
         was_training = net.training
         net.to(self.device).eval()
-        feats, bf16 = [], native_bf16(self.device)
+        feats = []
         for start in range(0, images.shape[0], 1024):
-            with autocast(self.device, bf16):
+            with autocast(self.device, self.bf16):
                 feats.append(net.embed(images[start : start + 1024].to(self.device)).float())
         net.train(was_training)
         return F.normalize(torch.cat(feats), dim=1)  # unit norm, as iCaRL's herding
@@ -95,10 +94,9 @@ class _FeatureCoreset(Condenser):
         raise NotImplementedError
 
 
+@register_condenser("herding")
 class HerdingCoreset(_FeatureCoreset):
     """Greedy herding (Welling 2009): each pick keeps the selected mean closest to the class mean."""
-
-    name = "herding"
 
     def _select(self, features, k):
         target = features.mean(0)
@@ -115,10 +113,9 @@ class HerdingCoreset(_FeatureCoreset):
         return torch.tensor(picks)
 
 
+@register_condenser("kcenter")
 class KCenterCoreset(_FeatureCoreset):
     """k-center greedy (Sener & Savarese 2018): start at the class mean, add the farthest point."""
-
-    name = "kcenter"
 
     def _select(self, features, k):
         first = int(((features - features.mean(0)) ** 2).sum(1).argmin())

@@ -32,22 +32,20 @@ the backward of the whole batch once per class.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cl_nas.condense.base import Option, register_condenser
 from cl_nas.condense.iterative import (
     CondenseRun,
     IterativeCondenser,
     NetForward,
-    check_positive_int,
-    chunks,
     group_slices,
     logits,
 )
-from cl_nas.train import TrainConfig, autocast, train_model
+from cl_nas.train import TrainConfig, autocast, chunks, train_model
 
 _REFERENCE_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
 _BN_SAMPLES_PER_CLASS = 16  # the reference's BNSizePC
@@ -85,39 +83,20 @@ def gradient_distance(syn: Sequence[torch.Tensor], real: Sequence[torch.Tensor])
     return total
 
 
+@register_condenser("dc")
 class DCCondenser(IterativeCondenser):
     """Gradient matching without augmentation. Defaults are the reference's (1000 iterations)."""
 
-    name = "dc"
-
-    def __init__(
-        self,
-        *,
-        iterations: int = 1000,
-        lr_img: float = 0.1,
-        lr_net: float = 0.01,
-        batch_real: int = 256,
-        outer_loop: int | None = None,
-        inner_loop: int | None = None,
-        dsa_strategy: str | None = "none",
-        checkpoint_every: int = 10,
-        **options: Any,
-    ):
-        """``options``: the shared settings of :class:`IterativeCondenser` (init, model, bf16, ...)."""
-        super().__init__(
-            iterations=iterations,
-            lr_img=lr_img,
-            dsa_strategy=dsa_strategy,
-            checkpoint_every=checkpoint_every,
-            **options,
-        )
-        check_positive_int("batch_real", batch_real)
-        check_positive_int("outer_loop", outer_loop, optional=True)
-        check_positive_int("inner_loop", inner_loop, optional=True)
-        if not lr_net > 0:
-            raise ValueError(f"lr_net must be > 0, got {lr_net}")
-        self.lr_net, self.batch_real = lr_net, batch_real
-        self.outer_loop, self.inner_loop = outer_loop, inner_loop
+    options = {
+        "iterations": IterativeCondenser.options["iterations"].with_default(1000),
+        "lr_img": IterativeCondenser.options["lr_img"].with_default(0.1),
+        "lr_net": Option(float, 0.01, "SGD learning rate of the network updates", gt=0),
+        "batch_real": Option(int, 256, "real images per class in each matching step", ge=1),
+        "outer_loop": Option(int, None, "matching steps per iteration; None: the reference table", ge=1, optional=True),
+        "inner_loop": Option(int, None, "epochs per network update; None: the reference table", ge=1, optional=True),
+        "dsa_strategy": IterativeCondenser.options["dsa_strategy"].with_default("none"),
+        "checkpoint_every": IterativeCondenser.options["checkpoint_every"].with_default(10),
+    }
 
     def loops(self, ipc: int) -> tuple[int, int]:
         """(outer_loop, inner_loop) for this ipc: the explicit settings, else :func:`dc_loops`."""
@@ -209,10 +188,8 @@ class DCCondenser(IterativeCondenser):
             m.eval()
 
 
+@register_condenser("dsa")
 class DSACondenser(DCCondenser):
     """DC with differentiable siamese augmentation (Zhao & Bilen, ICML 2021): the dataset's DSA strategy."""
 
-    name = "dsa"
-
-    def __init__(self, *, dsa_strategy: str | None = None, **options: Any):
-        super().__init__(dsa_strategy=dsa_strategy, **options)
+    options = {"dsa_strategy": DCCondenser.options["dsa_strategy"].with_default(None)}

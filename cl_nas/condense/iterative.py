@@ -11,8 +11,11 @@ the method's own state are written atomically to ``<checkpoint_dir>/<cache_key>.
 the result's content address (source-data hash, method, config, ipc, seed), so re-running the same
 call after a crash or ``kill -9`` resumes from the last checkpoint, and any other data, config, ipc or
 seed starts afresh. Every random draw comes from the saved RNG states, so a resumed run repeats the
-uninterrupted one (bit for bit on the same machine and thread count). The file is deleted when the
-run completes: the result itself belongs in :class:`~cl_nas.condense.cache.SyntheticCache`.
+uninterrupted one (bit for bit on the same machine and thread count). Ctrl-C (SIGINT) and SIGTERM are
+held back until the current iteration ends, a checkpoint of it is written, then the signal acts (a second
+one acts at once). The checkpoint keeps the condensation seconds so far, so a resumed result's
+``wall_seconds`` covers every process. The file is deleted when the run completes: the result itself
+belongs in :class:`~cl_nas.condense.cache.SyntheticCache`.
 
 Snapshots: ``snapshot_at`` lists iterations after which a copy of the images (and the wall time so
 far) is kept in ``snapshots_``: one run then yields the whole accuracy-vs-condensation-time curve.
@@ -27,12 +30,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
-import tempfile
 import time
 import warnings
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,29 +43,40 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cl_nas.augment import DSA, DSAParams, default_strategy, parse_strategy
-from cl_nas.condense.base import Condenser
+from cl_nas.condense.base import REQUIRED, Condenser, Option, bf16_option, folder_option, model_option
+from cl_nas.condense.model_space import draw_network, is_model_space
 from cl_nas.data import DatasetInfo, ImageDataset
-from cl_nas.models import ModelSpec, build_model, model_spec_string
+from cl_nas.models import build_model
 from cl_nas.synthetic import SyntheticSet
-from cl_nas.train import autocast
-from cl_nas.utils import resolve_bf16
+from cl_nas.train import CPU_CHUNK, autocast
+from cl_nas.utils import (
+    UnreadableFileError,
+    atomic_write,
+    check_positive_int,
+    deferred_signals,
+    deliver,
+    load_torch_file,
+    resolve_bf16,
+)
 
 INITS = ("real", "noise")
 CHECKPOINT_FORMAT = "cl_nas.condense.checkpoint"
 CHECKPOINT_VERSION = 2
-# On a CPU, forward/backward passes over real images run in chunks of this many samples: the
-# activations of a chunk stay in cache, which measured ~1.4-1.8x faster than 256-sample batches for
-# ConvNet-3 (GroupNorm, ReLU and pooling are memory-bound). GPUs take the whole batch at once.
-CPU_CHUNK = 32
 NetForward = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
 
-def check_positive_int(name: str, value: Any, *, optional: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is a positive integer (or None when ``optional``)."""
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer{' or None' if optional else ''}, got {value!r}")
+def _check_strategy(strategy: str) -> str:
+    if strategy.lower() != "none":
+        parse_strategy(strategy)  # raises ValueError naming the unknown operation
+    return strategy
+
+
+def _iteration_list(value: str | Sequence[int]) -> tuple[int, ...]:
+    """Iteration numbers (or their comma-separated text), sorted and without repeats."""
+    items = [int(part) for part in value.split(",") if part.strip()] if isinstance(value, str) else list(value)
+    for it in items:
+        check_positive_int("every snapshot_at iteration", it)
+    return tuple(sorted(set(items)))
 
 
 def logits(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -141,13 +153,6 @@ def group_slices(groups: torch.Tensor, num_groups: int) -> list[slice]:
     return [slice(s, s + c) for s, c in zip(starts, counts, strict=True)]
 
 
-def chunks(n: int, size: int | None) -> Iterator[slice]:
-    """Consecutive slices covering ``range(n)``, ``size`` at a time (all at once when None)."""
-    size = size or max(n, 1)
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
-
-
 @dataclass
 class CondenseRun:
     """What the iterations of one condensation share."""
@@ -169,7 +174,7 @@ class CondenseRun:
 
     @property
     def chunk(self) -> int | None:
-        """Samples per forward pass over real data (see :data:`CPU_CHUNK`)."""
+        """Samples per forward pass over real data (see :data:`cl_nas.train.CPU_CHUNK`)."""
         return CPU_CHUNK if self.device.type == "cpu" else None
 
     def dsa_params(self) -> DSAParams | None:
@@ -206,54 +211,52 @@ class IterativeCondenser(Condenser):
 
     ``compile=True`` runs the networks' passes through ``torch.compile`` where it can (not the
     double backward of DC's synthetic side): one graph serves every freshly drawn network of the
-    architecture. In ``benchmarks/speed.py`` (MNIST, ipc 10, one CPU thread) it made DM steps 1.6x
-    and DC iterations 1.7x faster, after a one-off compilation of ~20-60 s on this 2-core machine, so
-    it pays off for runs of more than ~50 DM iterations; the tests and short runs leave it off.
-    Like ``device`` it changes how a result is computed, not what it is, and is not in cache keys.
+    architecture. The compilation itself costs tens of seconds, so it pays off for long runs only
+    (``benchmarks/speed.py`` measures both); the tests and short runs leave it off. Like ``device``
+    it changes how a result is computed, not what it is, and is not in cache keys.
     """
 
-    runtime_params = Condenser.runtime_params | {"checkpoint_dir", "checkpoint_every", "compile", "snapshot_at"}
+    options = {
+        "iterations": Option(int, REQUIRED, "condensation iterations", ge=1),
+        "lr_img": Option(float, REQUIRED, "SGD learning rate of the synthetic images", gt=0),
+        "momentum": Option(float, 0.5, "SGD momentum of the synthetic images", ge=0, lt=1),
+        "init": Option(
+            str, "real", "initial images: random real ones of each class, or standard normal noise", choices=INITS
+        ),
+        "model": model_option("the networks condensation draws or trains (a model spec, see cl_nas.models)"),
+        "dsa_strategy": Option(
+            str,
+            None,
+            "DSA operations such as 'color_crop_cutout', or 'none'; None: the dataset's default strategy",
+            optional=True,
+            convert=_check_strategy,
+        ),
+        "bf16": bf16_option("bf16 autocast for network passes (images, gradients and optimizer state stay float32)"),
+        "checkpoint_dir": folder_option("folder to checkpoint in, to resume after a crash"),
+        "checkpoint_every": Option(int, 100, "iterations between checkpoints", ge=1, runtime=True),
+        "compile": Option(bool, False, "run network passes through torch.compile", runtime=True),
+        "snapshot_at": Option(
+            (str, tuple, list, range),
+            (),
+            "iterations after which to keep a copy of the images (text: comma-separated)",
+            runtime=True,
+            convert=_iteration_list,
+        ),
+    }
 
-    def __init__(
-        self,
-        *,
-        iterations: int,
-        lr_img: float,
-        momentum: float = 0.5,
-        init: str = "real",
-        model: ModelSpec = "convnet",
-        dsa_strategy: str | None = None,
-        bf16: bool | None = None,
-        checkpoint_dir: str | os.PathLike | None = None,
-        checkpoint_every: int = 100,
-        compile: bool = False,
-        snapshot_at: Sequence[int] = (),
-        device: str | torch.device = "auto",
-        progress: bool = False,
-    ):
-        super().__init__(device=device, progress=progress)
-        check_positive_int("iterations", iterations)
-        check_positive_int("checkpoint_every", checkpoint_every)
-        for it in snapshot_at:
-            check_positive_int("every snapshot_at iteration", it)
-            if it > iterations:
-                raise ValueError(f"snapshot_at {it} is beyond the run's {iterations} iterations")
-        if not lr_img > 0:
-            raise ValueError(f"lr_img must be > 0, got {lr_img}")
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        if init not in INITS:
-            raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
-        if dsa_strategy is not None and dsa_strategy.lower() != "none":
-            parse_strategy(dsa_strategy)  # raises ValueError naming the unknown operation
-        self.iterations, self.lr_img, self.momentum, self.init = iterations, lr_img, momentum, init
-        self.model = model_spec_string(model)  # canonical string: unknown models fail here, keys stay exact
-        self.dsa_strategy, self.bf16 = dsa_strategy, resolve_bf16(bf16, self.device)  # resolved: keys record it
-        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.checkpoint_every, self.compile = checkpoint_every, compile
-        self.snapshot_at = tuple(sorted(set(snapshot_at)))
+    def __init__(self, **settings: Any):
+        super().__init__(**settings)
         self.losses_: list[float] = []  # loss of every iteration of the last run (restored on resume)
         self.snapshots_: list[Snapshot] = []  # the images at the snapshot_at iterations of the last run
+        self.checkpointed_ = 0  # iterations the last run's checkpoint holds (0: none written)
+
+    def _resolve(self, settings: dict[str, Any]) -> dict[str, Any]:
+        settings = super()._resolve(settings)
+        beyond = [it for it in settings["snapshot_at"] if it > settings["iterations"]]
+        if beyond:
+            raise ValueError(f"snapshot_at {beyond[0]} is beyond the run's {settings['iterations']} iterations")
+        settings["bf16"] = resolve_bf16(settings["bf16"], settings["device"])  # resolved: keys record it
+        return settings
 
     # --- hooks for subclasses --------------------------------------------------------------------
     @abstractmethod
@@ -272,8 +275,11 @@ class IterativeCondenser(Condenser):
 
     # --- shared helpers --------------------------------------------------------------------------
     def fresh_model(self, info: DatasetInfo) -> nn.Module:
-        """A randomly initialised network of the condenser's ``model`` spec, on the device, in train mode."""
-        return build_model(self.model, info.channels, info.num_classes, info.image_size).to(self.device).train()
+        """A randomly initialised network of the condenser's ``model`` spec (of a ``space:`` model, an
+        architecture drawn from that search space: :mod:`cl_nas.condense.model_space`), on the device, in
+        train mode."""
+        spec = draw_network(self.model, info.channels, info.image_size) if is_model_space(self.model) else self.model
+        return build_model(spec, info.channels, info.num_classes, info.image_size).to(self.device).train()
 
     def forward_fn(self, embed: bool = False) -> NetForward:
         """``f(net, x)``: logits (or ``embed`` features) of ``net``, compiled when ``compile`` is on."""
@@ -302,46 +308,70 @@ class IterativeCondenser(Condenser):
     def validate(self, train_set: ImageDataset, ipc: int) -> None:
         if self.init == "real":
             super().validate(train_set, ipc)  # ipc real images of every class must exist
-        elif isinstance(ipc, bool) or not isinstance(ipc, int) or ipc < 1 or len(train_set) == 0:
-            raise ValueError(f"ipc must be a positive integer and the training set non-empty, got ipc={ipc!r}")
+        else:
+            check_positive_int("ipc (images per class)", ipc)
+            if len(train_set) == 0:
+                raise ValueError("the training set is empty: nothing to condense")
 
     # --- the loop --------------------------------------------------------------------------------
     def _condense(self, train_set, ipc, seed, generator):
+        started = time.perf_counter()
         run = self.start_run(train_set, ipc, generator)
         path = self.checkpoint_path(train_set, ipc, seed)
         key = path.stem if path is not None else ""
-        done = self._resume(path, key, run) if path is not None and path.exists() else 0
-        if done == 0:
+        self.checkpointed_ = self._resume(path, key, run, started) if path is not None and path.exists() else 0
+        if self.checkpointed_ == 0:
             self.losses_, self.snapshots_ = [], []
-            self._clock = time.perf_counter()  # condensation time starts here (a resume restores it)
+            self._clock = started  # condensation time starts here (a resume adds the earlier processes' time)
             self.prepare(run)
         bar = tqdm(
-            range(done, self.iterations), initial=done, total=self.iterations, desc=self.name, disable=not self.progress
+            range(self.checkpointed_, self.iterations),
+            initial=self.checkpointed_,
+            total=self.iterations,
+            desc=self.name,
+            disable=not self.progress,
         )
-        for it in bar:
-            loss = float(self.step(run, it))
-            if not math.isfinite(loss) or not bool(torch.isfinite(run.images).all()):
-                raise self._diverged(it, loss, path, done)
-            self.losses_.append(loss)
-            bar.set_postfix(loss=f"{loss:.4g}")
-            if it + 1 in self.snapshot_at:
-                images = run.images.detach().float().cpu().clone()
-                self.snapshots_.append(Snapshot(it + 1, time.perf_counter() - self._clock, images))
-            if path is not None and (it + 1) % self.checkpoint_every == 0 and it + 1 < self.iterations:
-                self._save_checkpoint(path, key, run, it + 1)
-                done = it + 1
+        signum = None
+        with deferred_signals() as pending:  # Ctrl-C or SIGTERM: end the iteration, checkpoint, then stop
+            for it in bar:
+                loss = float(self.step(run, it))
+                if not math.isfinite(loss) or not bool(torch.isfinite(run.images).all()):
+                    raise self._diverged(it, loss, path, self.checkpointed_)
+                self.losses_.append(loss)
+                bar.set_postfix(loss=f"{loss:.4g}")
+                if it + 1 in self.snapshot_at:
+                    images = run.images.detach().float().cpu().clone()
+                    self.snapshots_.append(Snapshot(it + 1, time.perf_counter() - self._clock, images))
+                signum = pending()
+                due = (it + 1) % self.checkpoint_every == 0 and it + 1 < self.iterations
+                if path is not None and (due or signum is not None):
+                    self._save_checkpoint(path, key, run, it + 1)
+                    self.checkpointed_ = it + 1
+                if signum is not None:
+                    break
+        bar.close()
+        if signum is not None:
+            deliver(signum)  # what the signal would have done: KeyboardInterrupt, Interrupted, or the end
         if path is not None:
             path.unlink(missing_ok=True)
         return run.images.detach(), run.labels
+
+    def condense_seconds(self, start: float) -> float:
+        """Condensation wall time including the interrupted processes this run resumed (kept in checkpoints)."""
+        return time.perf_counter() - self._clock
 
     def snapshot_sets(self, result: SyntheticSet) -> list[SyntheticSet]:
         """The last run's snapshots as synthetic sets: ``result``'s labels and metadata, each snapshot's
         images and wall time, and its iteration recorded as ``config["iterations"]``."""
         return [
-            SyntheticSet(
-                s.images,
-                result.labels,
-                replace(result.meta, wall_seconds=s.seconds, config={**result.meta.config, "iterations": s.iteration}),
+            self.finish(
+                SyntheticSet(
+                    s.images,
+                    result.labels,
+                    replace(
+                        result.meta, wall_seconds=s.seconds, config={**result.meta.config, "iterations": s.iteration}
+                    ),
+                )
             )
             for s in self.snapshots_
         ]
@@ -392,22 +422,15 @@ class IterativeCondenser(Condenser):
             "rng_global": torch.get_rng_state(),
             "method": self.method_state(),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint intact
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))  # a crash leaves the previous checkpoint intact
 
-    def _resume(self, path: Path, key: str, run: CondenseRun) -> int:
-        """Load ``path`` into ``run``; return the iterations it completed (0: unusable, start afresh)."""
+    def _resume(self, path: Path, key: str, run: CondenseRun, started: float) -> int:
+        """Load ``path`` into ``run``; return the iterations it completed (0: unusable, start afresh).
+        ``started`` is when this process began the run: the checkpoint's seconds are added before it."""
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises many types for truncated or foreign files
-            warnings.warn(f"ignoring unreadable checkpoint {str(path)!r} ({type(err).__name__}: {err})", stacklevel=3)
+            payload = load_torch_file(path, "condensation checkpoint")
+        except UnreadableFileError as err:
+            warnings.warn(f"ignoring it and starting afresh: {err}", stacklevel=3)
             return 0
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or payload.get("key") != key:
             warnings.warn(f"ignoring {str(path)!r}: not a checkpoint of this run", stacklevel=3)
@@ -420,7 +443,7 @@ class IterativeCondenser(Condenser):
         run.optimizer.load_state_dict(payload["optimizer"])
         self.losses_ = payload["losses"].tolist()
         self.snapshots_ = [Snapshot(**snapshot) for snapshot in payload["snapshots"]]
-        self._clock = time.perf_counter() - payload["seconds"]
+        self._clock = started - payload["seconds"]
         self.load_method_state(payload["method"], run)
         # RNG states last: restoring method state may build models, which draws from the global RNG
         run.generator.set_state(payload["rng_generator"])

@@ -19,33 +19,27 @@ import pandas as pd
 
 from cl_nas.synthetic import SyntheticSet
 
-# the engine issue's targets: IPC 10 test accuracy (%) within 15 minutes of condensation on this CPU
-IPC10_TARGETS = {"mnist": 97.4, "fashionmnist": 84.0}
-TIME_LIMIT_MINUTES = 15.0
 
-
-def quality_figure(df: pd.DataFrame, model: str | None = None):
-    """Mean ± std test accuracy vs IPC (log scale) per method, for the rows evaluated on ``model``
-    (default: ``convnet`` when the table has it, else its first row's model)."""
+def quality_figure(df: pd.DataFrame, model: str, protocol: str):
+    """Mean ± std test accuracy vs IPC (log scale) per method, for the rows evaluated on ``model`` under
+    ``protocol``; a set trained on a teacher's logits is its own line (``<method> (teacher-logits)``)."""
     import matplotlib.pyplot as plt
 
+    df = df[(df["model"] == model) & (df["protocol"] == protocol)]
     if df.empty:
-        raise ValueError("no rows to plot")
-    model = model or ("convnet" if (df["model"] == "convnet").any() else df["model"].iloc[0])
-    df = df[df["model"] == model]
-    if df.empty:
-        raise ValueError(f"no rows evaluated on {model!r}")
+        raise ValueError(f"no rows evaluated on {model!r} under the {protocol!r} protocol")
     datasets = sorted(df["dataset"].unique())
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         sub = df[df["dataset"] == dataset]
-        for method, rows in sub.groupby("method"):
+        for (method, labels), rows in sub.groupby(["method", sub["labels"].fillna("hard")]):
             rows = rows.sort_values("ipc")
-            ax.errorbar(rows["ipc"], rows["acc_mean"], yerr=rows["acc_std"], marker="o", capsize=3, label=method)
+            name = method if labels == "hard" else f"{method} ({labels})"
+            ax.errorbar(rows["ipc"], rows["acc_mean"], yerr=rows["acc_std"], marker="o", capsize=3, label=name)
         ipcs = sorted(sub["ipc"].unique())
         ax.set_xscale("log")
         ax.set_xticks(ipcs, labels=[str(i) for i in ipcs])
-        ax.set(xlabel="images per class", ylabel="test accuracy (%)", title=f"{dataset} ({model})")
+        ax.set(xlabel="images per class", ylabel="test accuracy (%)", title=f"{dataset}: {model}, {protocol} protocol")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -75,14 +69,14 @@ def cross_architecture_figure(df: pd.DataFrame, ipc: int = 10):
 
 def curve_figure(
     df: pd.DataFrame,
-    targets: Mapping[str, float] = IPC10_TARGETS,
-    time_limit_minutes: float | None = TIME_LIMIT_MINUTES,
+    targets: Mapping[str, float] | None = None,
+    time_limit_minutes: float | None = None,
 ):
     """Mean ± std test accuracy vs condensation time, one line per run and evaluation length (a run is
     a method, IPC, condenser configuration and machine), one panel per dataset. Where a panel holds
     several runs, each label adds the configuration entries and the machine that tell them apart (a
-    learning-rate sweep, say); ``targets`` (per dataset) and ``time_limit_minutes`` are drawn as
-    reference lines."""
+    learning-rate sweep, say). Optional reference lines: ``targets`` (a test accuracy per dataset)
+    and ``time_limit_minutes`` (a condensation-time budget)."""
     import matplotlib.pyplot as plt
 
     datasets = sorted(df["dataset"].unique())
@@ -106,7 +100,7 @@ def curve_figure(
                 rows["condense_seconds"] / 60, rows["acc_mean"], yerr=rows["acc_std"], marker="o", capsize=3,
                 label=label,
             )  # fmt: skip
-        if dataset in targets:
+        if targets and dataset in targets:
             ax.axhline(targets[dataset], color="black", linestyle=":", label=f"target {targets[dataset]} %")
         if time_limit_minutes is not None:
             ax.axvline(time_limit_minutes, color="grey", linestyle="--", label=f"{time_limit_minutes:g} min")

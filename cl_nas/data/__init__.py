@@ -3,6 +3,7 @@
 from cl_nas.data.images import DatasetInfo, ImageDataset, stratified_split
 from cl_nas.data.registry import (
     DATA_ENV_VAR,
+    TRAIN_SPLIT_HASHES,
     DatasetSplits,
     DatasetUnavailableError,
     available_datasets,
@@ -14,6 +15,7 @@ from cl_nas.data.registry import (
 
 __all__ = [
     "DATA_ENV_VAR",
+    "TRAIN_SPLIT_HASHES",
     "DatasetInfo",
     "DatasetSplits",
     "DatasetUnavailableError",

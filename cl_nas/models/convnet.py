@@ -1,7 +1,13 @@
 """The ConvNet family of the DC paper (Zhao, Mopuri & Bilen, ICLR 2021), also the NAS space.
 
-Each block is conv3x3(padding 1) -> norm -> activation -> pool. ``ConvNetSpec`` is a plain,
-hashable, JSON-serialisable value so that Optuna trials, CSV rows and cache keys can hold it.
+Each block is conv3x3 -> norm -> activation -> pool. Every convolution pads by 1 except, as in the
+reference code (``networks.py`` of DC/DSA/DM), the first one on 28x28 single-channel input, which pads
+by 3: MNIST-sized images then flow through the net as 32x32 ones, and a ConvNet-3 ends with 4x4 feature
+maps (2048 features at width 128) as in every MNIST and Fashion-MNIST figure of those papers.
+``stem_padding=1`` keeps the plain padding-1 variant (3x3 maps, 1152 features on 28x28).
+
+``ConvNetSpec`` is a plain, hashable, JSON-serialisable value so that Optuna trials, CSV rows and
+cache keys can hold it.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Any
 from torch import nn
 
 from cl_nas.models.base import ClassifierNet, feature_dim
+from cl_nas.models.registry import register_model
 
 DEPTHS = (1, 2, 3, 4)
 WIDTHS = (32, 64, 128, 256)
@@ -29,12 +36,16 @@ class ConvNetSpec:
     activation: str = "relu"
     norm: str = "instance"
     pool: str = "avg"
+    # padding of the first convolution; None: the reference rule (3 on 28x28 one-channel input, else 1)
+    stem_padding: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.depth, int) or self.depth < 1:
             raise ValueError(f"ConvNet depth must be a positive integer, got {self.depth!r}")
         if not isinstance(self.width, int) or self.width < 1:
             raise ValueError(f"ConvNet width must be a positive integer, got {self.width!r}")
+        if self.stem_padding is not None and (not isinstance(self.stem_padding, int) or self.stem_padding < 0):
+            raise ValueError(f"ConvNet stem_padding must be None or an integer >= 0, got {self.stem_padding!r}")
         for field, value, allowed in (
             ("activation", self.activation, ACTIVATIONS),
             ("norm", self.norm, NORMS),
@@ -44,18 +55,31 @@ class ConvNetSpec:
                 raise ValueError(f"ConvNet {field} {value!r} is unknown; choose one of {allowed}")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict; ``stem_padding`` only when set, so the default spec's string form
+        (``convnet:activation=relu,depth=3,...``) names the reference net without an extra key."""
+        fields = asdict(self)
+        if self.stem_padding is None:
+            del fields["stem_padding"]
+        return fields
 
-    def output_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
-        """Spatial size after all blocks (each pooling layer halves, rounding down)."""
-        h, w = image_size
+    def first_padding(self, channels: int, image_size: tuple[int, int]) -> int:
+        """Padding of the first convolution for this input (see the module docstring)."""
+        if self.stem_padding is not None:
+            return self.stem_padding
+        return 3 if channels == 1 and tuple(image_size) == (28, 28) else 1
+
+    def output_size(self, image_size: tuple[int, int], channels: int = 3) -> tuple[int, int]:
+        """Spatial size after all blocks: the first convolution grows each side by
+        ``2 * (padding - 1)``, each pooling layer halves, rounding down."""
+        grow = 2 * (self.first_padding(channels, image_size) - 1)
+        h, w = image_size[0] + grow, image_size[1] + grow
         if self.pool != "none":
             h, w = h >> self.depth, w >> self.depth
         return h, w
 
-    def check_fits(self, image_size: tuple[int, int]) -> None:
+    def check_fits(self, image_size: tuple[int, int], channels: int = 3) -> None:
         """Raise a clear error if pooling shrinks ``image_size`` to nothing."""
-        h, w = self.output_size(image_size)
+        h, w = self.output_size(image_size, channels)
         if h < 1 or w < 1:
             max_depth = min(image_size).bit_length() - 1
             raise ValueError(
@@ -84,12 +108,15 @@ def _norm(name: str, channels: int, size: tuple[int, int]) -> nn.Module:
 class ConvNet(ClassifierNet):
     def __init__(self, spec: ConvNetSpec, channels: int, num_classes: int, image_size: tuple[int, int]):
         super().__init__()
-        spec.check_fits(image_size)
+        spec.check_fits(image_size, channels)
         self.spec = spec
         layers: list[nn.Module] = []
-        in_channels, size = channels, tuple(image_size)
+        padding = spec.first_padding(channels, image_size)
+        grow = 2 * (padding - 1)
+        in_channels, size = channels, (image_size[0] + grow, image_size[1] + grow)
         for _ in range(spec.depth):
-            layers.append(nn.Conv2d(in_channels, spec.width, kernel_size=3, padding=1))
+            layers.append(nn.Conv2d(in_channels, spec.width, kernel_size=3, padding=padding))
+            padding = 1
             layers.append(_norm(spec.norm, spec.width, size))
             layers.append(_activation(spec.activation))
             if spec.pool != "none":
@@ -100,6 +127,7 @@ class ConvNet(ClassifierNet):
         self.classifier = nn.Linear(spec.width * size[0] * size[1], num_classes)
 
 
+@register_model("convnet")  # the ConvNet family, also the NAS search space
 def convnet(channels: int, num_classes: int, image_size: tuple[int, int], **params: Any) -> ConvNet:
     return ConvNet(ConvNetSpec(**params), channels, num_classes, image_size)
 

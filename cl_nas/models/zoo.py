@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cl_nas.models.base import ClassifierNet, feature_dim
+from cl_nas.models.registry import register_model
 
 
 def _fit_head(
@@ -30,6 +31,7 @@ def _fit_head(
     model.classifier = nn.Sequential(*layers, nn.Linear(dim, num_classes))
 
 
+@register_model("mlp")
 class MLP(ClassifierNet):
     """Three fully connected layers (128, 128 hidden units); ``embed`` is the last hidden layer."""
 
@@ -45,6 +47,7 @@ class MLP(ClassifierNet):
         self.classifier = nn.Linear(width, num_classes)
 
 
+@register_model("lenet")
 class LeNet(ClassifierNet):
     def __init__(self, channels: int, num_classes: int, image_size: tuple[int, int]):
         super().__init__()
@@ -66,6 +69,7 @@ class LeNet(ClassifierNet):
         return self.classifier[-1](self.embed(x))
 
 
+@register_model("alexnet")
 class AlexNet(ClassifierNet):
     def __init__(self, channels: int, num_classes: int, image_size: tuple[int, int]):
         super().__init__()
@@ -90,6 +94,7 @@ class AlexNet(ClassifierNet):
 _VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 
 
+@register_model("vgg11")
 class VGG11(ClassifierNet):
     """VGG11 with instance norm, as the DC code's default ``VGG11``."""
 
@@ -136,6 +141,7 @@ class _BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
+@register_model("resnet18")
 class ResNet18(ClassifierNet):
     """ResNet18 with instance norm and a 3x3 stem, as the DC code's default ``ResNet18``."""
 
