@@ -6,12 +6,12 @@ def test_margins_over_herding_side_by_side_with_offline_condensation(tmp_path, c
     module = load_benchmark("cl_analysis.py")
     cl = [
         {"benchmark": "split-fmnist", "strategy": s, "buffer": b, "mem_per_class": m, "augment": aug,
-         "final_acc_mean": acc}
-        for s, b, m, aug, acc in [
-            ("gdumb", "herding", 10, None, 77.0), ("gdumb", "dm", 10, None, 80.5),
-            ("gdumb", "class-balanced", 10, None, 73.0),
-            ("replay", "dm", 10, None, 99.0), ("gdumb", "dm", 10, "dsa", 99.0), ("gdumb", "dm", 1, None, 99.0),
-            ("gdumb", "dm@uint8", 10, None, 99.0),
+         "final_acc_mean": acc, "n_orders": n}
+        for s, b, m, aug, acc, n in [
+            ("gdumb", "herding", 10, None, 77.0, 5), ("gdumb", "dm", 10, None, 80.5, 5),
+            ("gdumb", "dm", 10, None, 99.0, 3), ("gdumb", "class-balanced", 10, None, 73.0, 3),
+            ("replay", "dm", 10, None, 99.0, 5), ("gdumb", "dm", 10, "dsa", 99.0, 5), ("gdumb", "dm", 1, None, 99.0, 5),
+            ("gdumb", "dm@uint8", 10, None, 99.0, 5),
         ]
     ]  # fmt: skip
     pd.DataFrame(cl).to_csv(tmp_path / "cl.csv", index=False)
@@ -25,7 +25,7 @@ def test_margins_over_herding_side_by_side_with_offline_condensation(tmp_path, c
              for it, e, a in [(1000, 300, 81.0), (4000, 1000, 83.0)]]  # fmt: skip
     pd.DataFrame(curve).to_csv(tmp_path / "condense_curve.csv", index=False)
 
-    table = module.margins(tmp_path).set_index("buffer")  # only GDumb-style, IPC 10, fp32, no augmentation
+    table = module.margins(tmp_path).set_index("buffer")  # GDumb-style, IPC 10, fp32, no augmentation, most orders
     assert sorted(table.index) == ["class-balanced", "dm", "herding"]
     assert table.loc["dm", ["cl_minus_herding", "offline_minus_herding"]].tolist() == pytest.approx([3.5, 3.5])
     assert table.loc["class-balanced", "offline_acc"] == 75.0  # class-balanced is the offline random

@@ -15,10 +15,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from avalanche.benchmarks.scenarios.supervised import new_instances_benchmark
+from PIL import Image
 
-from cl_nas.cl import CLCase, CLSettings, benchmark_spec, make_scenario, plan_case, run_cases, run_order
+from cl_nas.cl import (
+    STRATEGIES,
+    CLCase,
+    CLSettings,
+    benchmark_spec,
+    expand_cases,
+    make_scenario,
+    plan_case,
+    register_benchmark,
+    run_cases,
+    run_order,
+)
+from cl_nas.cl.adapters import buffer_dataset
 from cl_nas.cl.command import add_parser, run
-from cl_nas.cl.items import buffer_dataset
 from cl_nas.cl.runner import COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,10 +55,22 @@ def settings(tmp_path) -> CLSettings:
         (CLCase("split-digits", "replay", "dm", 0), {}, "mem_per_class must be a positive integer"),
         (CLCase("split-digits", "replay", "dm", 1), {"mem_bytes": 9 * 64 * 4}, "fewer than one per class"),
         (CLCase("split-digits", "replay", "alchemy", 10), {}, "unknown buffer 'alchemy'; available: none, reservoir"),
-        (CLCase("split-digits", "ewc", "dm", 10), {}, "unknown strategy 'ewc'; available: naive, joint"),
+        (CLCase("split-digits", "ewc", "dm", 10), {}, "unknown strategy 'ewc'; available: avalanche-gdumb, er-ace"),
         (CLCase("split-digits", "naive", "dm", 10), {}, "strategy 'naive' takes no buffer"),
         (CLCase("split-digits", "replay", "dm@int4", 10), {}, "unknown storage precision 'int4'"),
-        (CLCase("split-digits", "gdumb", "apm-teacher", 10), {}, "replay only"),
+        (CLCase("split-digits", "avalanche-gdumb", "herding", 10), {}, "selects with the learner"),
+        (CLCase("split-digits-xy", "er-ace", "dm", 10), {}, "replays (x, y, t) items"),
+        (CLCase("split-digits", "replay", "dm", 10), {"loggers": ("csv", "wandb")}, "unknown logger 'wandb'"),
+        (
+            CLCase("split-digits", "ewc-replay", "dm", 10),
+            {"strategy_params": {"ewc-replay": {"lambda": 1}}},
+            "has no option 'lambda'",
+        ),
+        (
+            CLCase("split-digits", "replay", "dm", 10),
+            {"strategy_params": {"ewc": {"ewc_lambda": 1}}},
+            "unknown strategy 'ewc'",
+        ),
         (CLCase("split-digits-xy", "replay", "herding", 10), {}, "cannot batch the (x, y) items"),
         (CLCase("split-digits", "replay", "dm", 10), {"class_order": (0, 1, 2)}, "class order has 3 entries"),
         (CLCase("split-digits", "replay", "dm", 10), {"class_order": (0,) * 10}, "not a permutation"),
@@ -60,6 +84,21 @@ def test_bad_input_is_a_clear_error_before_anything_runs(case, change, message, 
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_cases([CLCase("split-digits", "naive"), case], replace(settings, **change), tmp_path / "cl.csv")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cl.csv").exists()  # not even the valid case ran
+
+
+def test_a_grid_of_options_expands_to_its_cases(settings):
+    cases = expand_cases(["split-digits"], ["naive", "replay", "gdumb"], ["dm", "apm-teacher"], [1, 10], settings)
+    assert cases[0] == CLCase("split-digits", "naive") and len(cases) == 1 + 2 * (2 * 2)
+    assert [c.buffer for c in cases if c.strategy == "gdumb"] == ["dm", "dm", "apm-teacher", "apm-teacher"]
+    in_bytes = expand_cases(["split-digits"], ["replay"], ["dm"], [1, 10], replace(settings, mem_bytes=4096))
+    assert in_bytes == [CLCase("split-digits", "replay", "dm", 0)]  # one budget, in bytes
+
+
+def test_strategies_and_benchmarks_are_registered_once():
+    with pytest.raises(ValueError, match="strategy 'replay' is already registered"):
+        STRATEGIES.register("replay")(lambda model, memory: None)
+    with pytest.raises(ValueError, match="benchmark 'split-digits' is already registered"):
+        register_benchmark("split-digits", "digits", 5)(lambda spec, order, root: None)
 
 
 def test_a_stream_whose_experiences_share_classes_is_rejected_before_training(settings, digits):
@@ -97,7 +136,9 @@ def test_condensed_sets_are_reused_across_strategies_and_finished_rows_are_skipp
     replay_run = next(Path(settings.run_root).glob("split-digits/replay-dm-*/order0"))
     final = json.loads((replay_run / "exp_004.json").read_text())
     result = json.loads((replay_run / "result.json").read_text())
-    assert result["forgetting"] == pytest.approx(final["live_forgetting"])  # equals Avalanche's own metric
+    # equal to Avalanche's own live metrics (float32 accuracies there, float64 here)
+    assert result["forgetting"] == pytest.approx(final["live_forgetting"]) and result["bwt"] == -result["forgetting"]
+    assert result["bwt"] == pytest.approx(final["live_bwt"]) and result["ram_mb"] > 0
     assert not list(replay_run.glob("*.pt"))  # resume state is dropped once the run is done
 
 
@@ -110,6 +151,49 @@ def test_augmented_training_is_a_configuration_of_its_own(settings, tmp_path):
     assert augmented["acc_per_experience"] != plain["acc_per_experience"]  # same seed: DSA changed the training
 
 
+def test_runs_log_through_avalanches_loggers_into_their_folders(settings, tmp_path, monkeypatch):
+    case = CLCase("split-digits", "naive")
+    run_cases([case], replace(settings, loggers=("text", "csv", "tensorboard")), tmp_path / "cl.csv")
+    logs = next(Path(settings.run_root).glob("split-digits/naive-*/order0/logs/from_exp000"))
+    text = (logs / "log.txt").read_text()
+    assert "Top1_Acc_Stream" in text and "StreamBWT" in text and "MaxRAMUsage_Stream" in text
+    assert len((logs / "csv" / "eval_results.csv").read_text().splitlines()) == 1 + 1 + 2 + 3 + 4 + 5  # header, rows
+    assert list((logs / "tensorboard").glob("events.out.tfevents.*"))
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as where the package is not installed
+    with pytest.raises(ValueError, match="the tensorboard logger needs the tensorboard package"):
+        plan_case(case, replace(settings, loggers=("tensorboard",)))
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_after_experience(n: int):
+    """A run log that stops the run once experience ``n`` (1-based) is saved, as a kill would."""
+
+    def log(line: str) -> None:
+        if f"experience {n}/" in line:
+            raise Crash
+
+    return log
+
+
+@pytest.mark.parametrize(
+    "strategy,buffer", [("gdumb", "herding@uint8"), ("er-ace", "class-balanced@uint8"), ("lwf-replay", "dm")]
+)
+def test_an_interrupted_run_ends_as_the_uninterrupted_one(strategy, buffer, settings, tmp_path):
+    plan = plan_case(CLCase("split-digits", strategy, buffer, 2), settings)
+    reference = run_order(plan, 0, replace(settings, run_root=str(tmp_path / "reference")), log=lambda line: None)
+    with pytest.raises(Crash):
+        run_order(plan, 0, settings, log=crash_after_experience(2))
+    logs: list[str] = []
+    resumed = run_order(plan, 0, settings, log=logs.append)
+    assert resumed["stream_acc"] == reference["stream_acc"] and resumed["forgetting"] == reference["forgetting"]
+    resumes = any("resuming after experience 1" in line for line in logs)
+    restarts = any("from the first experience" in line for line in logs)
+    assert (resumes, restarts) == ((False, True) if strategy == "lwf-replay" else (True, False))
+
+
 def _cl_command(out: Path, cache: Path) -> list[str]:
     # a shared budget: resuming must replay the condensation (from the cache) and the learner-dependent shrinking
     return [
@@ -120,6 +204,7 @@ def _cl_command(out: Path, cache: Path) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # starts other processes
 def test_a_run_killed_mid_stream_resumes_to_the_uninterrupted_result(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     killed, reference, cache = tmp_path / "killed", tmp_path / "reference", tmp_path / "cache"
@@ -148,15 +233,20 @@ def test_command_runs_a_study_prints_its_table_and_plots(tmp_path, capsys):
     args = parser.parse_args(
         ["cl", "--strategies", "replay", "gdumb", "naive", "--buffers", "dm", "dm@uint8", "--mem-per-class", "2",
          "--orders", "2", "--model", MODEL, "--epochs", "2", "--memory-epochs", "3", "--param", "dm.iterations=2",
-         "--out", str(tmp_path / "cl.csv"), "--cache", str(tmp_path / "cache")]
+         "--out", str(tmp_path / "cl.csv"), "--cache", str(tmp_path / "cache"), "--loggers", "text,csv"]
     )  # fmt: skip
     assert run(args) == 0
     out = capsys.readouterr().out
-    assert "dm@uint8" in out and (tmp_path / "cl.csv").is_file() and (tmp_path / "cl.png").is_file()
+    assert "dm@uint8" in out
+    assert len(list(tmp_path.glob("runs/split-digits/*/order1/logs/from_exp000/csv/eval_results.csv"))) == 5
+    with Image.open(tmp_path / "cl.png") as png:
+        assert png.size == (1100, 418)  # replay and gdumb panels side by side, 5 x 3.8 inches each at 110 dpi
     frame = pd.read_csv(tmp_path / "cl.csv")
     assert len(frame) == 5 and set(frame.n_orders) == {2}
-    uint8 = frame[frame.buffer == "dm@uint8"].iloc[0]
-    assert uint8.memory_images == 4 * frame[frame.buffer == "dm"].iloc[0].memory_images  # same bytes, 4x images
+    uint8, fp32 = frame[frame.buffer == "dm@uint8"].iloc[0], frame[frame.buffer == "dm"].iloc[0]
+    assert uint8.mem_bytes == fp32.mem_bytes == 2 * 10 * (64 * 4 + 1)  # 2 fp32 exemplars (image, label) per class
+    # same bytes: 79 uint8 exemplars (4x 20, less what their labels take), 7 per class at the end
+    assert (uint8.memory_images, fp32.memory_images) == (70, 20)
 
 
 def test_split_fmnist_reads_the_data_root_with_cl_nas_normalisation(data_root):

@@ -16,7 +16,7 @@ def test_tasks_are_the_cl_benchmarks_class_groups(study, digits):
     assert [p.classes for p in parts] == [sorted(order[i : i + 2]) for i in range(0, 10, 2)]
     assert sum(len(p) for p in parts) == len(digits.train)
     assert torch.equal(torch.cat([p.labels for p in parts]).sort().values, digits.train.labels.sort().values)
-    with pytest.raises(SystemExit, match="--tasks 3 does not divide the 10 classes"):
+    with pytest.raises(ValueError, match="--tasks 3 does not divide the 10 classes"):
         study.task_subsets(digits.train, 3)
 
 
@@ -29,3 +29,9 @@ def test_whole_and_per_task_rows_then_a_rerun_skips_them(study, tmp_path, capsys
     capsys.readouterr()
     assert study.main(argv) == 0
     assert capsys.readouterr().out == "" and len(pd.read_csv(tmp_path / "t.csv")) == 2
+
+
+def test_an_evaluation_setting_the_table_cannot_record_is_refused(study, tmp_path, capsys):
+    assert study.main(["--dataset", "digits", "--models", "mlp", "--out", str(tmp_path / "t.csv")]) == 2
+    assert "--models cannot be recorded: the table has no 'model' column" in capsys.readouterr().err
+    assert not (tmp_path / "t.csv").exists()

@@ -6,14 +6,17 @@ Names (``<name>[@<precision>]``):
 * ``class-balanced``: Avalanche's ``ClassBalancedBuffer`` (random exemplars, equal share per class).
 * ``herding``: Avalanche's ``ParametricBuffer(groupby="class")`` with its ``HerdingSelectionStrategy`` on the
   learner's ``embed`` features (see :class:`Embedding` for why not on a layer of the model itself), ordering
-  only as many exemplars as the memory can keep (:class:`BoundedHerding`).
+  only as many exemplars as the memory can keep (:class:`BoundedHerding`). It selects with the learner as the
+  strategy leaves it at the update, which the registered strategies make one trained on the experience
+  (:mod:`cl_nas.cl.strategies`; :func:`selects_with_learner` tells which memories need that).
 * any condensation method of :mod:`cl_nas.condense` (``dc``, ``dsa``, ``dm``, ``apm``, ...), or
   ``condensed-<method>`` (needed for ``condensed-herding``, whose plain name is the Avalanche baseline):
   a :class:`~cl_nas.cl.condensed_buffer.CondensedBuffer`.
 * ``apm-teacher``: condensed by APM with the current learner as its teacher.
 
-``@fp16`` / ``@uint8`` store a condensed buffer's images at reduced precision; the budget stays in
-bytes, so they hold 2x / 4x the images (see :mod:`cl_nas.cl.precision`). Real exemplars stay fp32.
+``@fp16`` / ``@uint8`` store any buffer's images at reduced precision, real exemplars (a
+:class:`PrecisionBuffer` around Avalanche's) and condensed ones alike; the budget stays in bytes, so they
+hold about 2x / 4x the images (see :mod:`cl_nas.cl.precision`).
 """
 
 from __future__ import annotations
@@ -21,21 +24,23 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from avalanche.training.storage_policy import (
     ClassBalancedBuffer,
     ExemplarsBuffer,
+    FeatureBasedExemplarsSelectionStrategy,
     HerdingSelectionStrategy,
     ParametricBuffer,
     ReservoirSamplingBuffer,
 )
 from torch import nn
 
+from cl_nas.cl.adapters import buffer_dataset, has_task_labels, to_image_dataset
 from cl_nas.cl.condensed_buffer import CondensedBuffer
-from cl_nas.cl.precision import check_precision
+from cl_nas.cl.precision import check_precision, decode, encode, stored_bytes
+from cl_nas.cl.resume import ResumableBuffer
 from cl_nas.condense import IterativeCondenser, SyntheticCache, available_methods, build_condenser
 from cl_nas.data import DatasetInfo
 
@@ -72,10 +77,12 @@ def parse_buffer(name: str) -> BufferSpec:
     name = name.lower()
     base, _, precision = name.partition("@")
     precision = check_precision(precision or "fp32")
-    if base == "none" or base in BASELINES:
+    if base == "none":
         if precision != "fp32":
-            raise ValueError(f"buffer {name!r}: reduced precision applies to condensed buffers only")
+            raise ValueError(f"buffer {name!r}: 'none' holds nothing to store at a precision")
         return BufferSpec(name, base)
+    if base in BASELINES:
+        return BufferSpec(name, base, precision=precision)
     teacher = base == "apm" + TEACHER_SUFFIX
     method = "apm" if teacher else base.removeprefix(CONDENSED_PREFIX)
     if method not in available_methods():
@@ -146,22 +153,14 @@ def build_memory(
     every class gets a fixed ``max_size // total_num_classes`` images (the reservoir, being class-blind,
     ignores it); without, the classes seen so far share ``max_size``.
     """
-    if spec.kind == "reservoir":
-        return ReservoirSamplingBuffer(max_size)
-    if spec.kind == "class-balanced":
-        adaptive = total_num_classes is None
-        return ClassBalancedBuffer(max_size, adaptive_size=adaptive, total_num_classes=total_num_classes)
-    if spec.kind == "herding":
-        herding = BoundedHerding(Embedding(model), "features", limit=max_size)
-        memory = ParametricBuffer(max_size, groupby="class", selection_strategy=herding)
-        if total_num_classes is not None:  # ParametricBuffer's constructor has no such option; its base class does
-            memory.adaptive_size, memory.total_num_groups = False, total_num_classes
-        return memory
+    if spec.kind in BASELINES:
+        real = _real_exemplars(spec.kind, max_size, model, total_num_classes)
+        return real if spec.precision == "fp32" else PrecisionBuffer(real, info, spec.precision)
     if spec.kind != "condensed":
         raise ValueError(f"buffer {spec.name!r} holds no memory")
     condenser = build_condenser(spec.method, device=device, **(condense_params or {}))
     if checkpoint_dir is not None and isinstance(condenser, IterativeCondenser):
-        condenser.checkpoint_dir = Path(checkpoint_dir)  # a runtime option: not part of the cache key
+        condenser.set_params(checkpoint_dir=checkpoint_dir)  # a runtime option: not part of the cache key
     return CondensedBuffer(
         max_size,
         condenser,
@@ -172,3 +171,73 @@ def build_memory(
         teacher_from_model=spec.teacher_from_model,
         total_num_classes=total_num_classes,
     )
+
+
+def _real_exemplars(kind: str, max_size: int, model: nn.Module, total_num_classes: int | None) -> ExemplarsBuffer:
+    """Avalanche's buffer of real exemplars ``kind`` (one of :data:`BASELINES`)."""
+    if kind == "reservoir":
+        return ReservoirSamplingBuffer(max_size)
+    if kind == "class-balanced":
+        adaptive = total_num_classes is None
+        return ClassBalancedBuffer(max_size, adaptive_size=adaptive, total_num_classes=total_num_classes)
+    herding = BoundedHerding(Embedding(model), "features", limit=max_size)
+    memory = ParametricBuffer(max_size, groupby="class", selection_strategy=herding)
+    if total_num_classes is not None:  # ParametricBuffer's constructor has no such option; its base class does
+        memory.adaptive_size, memory.total_num_groups = False, total_num_classes
+    return memory
+
+
+class PrecisionBuffer(ExemplarsBuffer):
+    """Any storage policy's exemplars, stored at a reduced ``precision`` and replayed decoded.
+
+    ``inner`` chooses (Avalanche's class-balanced, herding or reservoir buffer, its ``max_size`` counted in
+    images at ``precision``: about 4x the fp32 count at uint8); after each of its updates this buffer reads
+    the chosen items through their eval transforms, stores them encoded (:func:`~cl_nas.cl.precision.encode`)
+    and replays their decoded images, without transforms, as a condensed buffer does. Items keep the inner
+    buffer's form, ``(x, y, t)`` or ``(x, y)``. Real images of 8-bit datasets survive uint8 exactly.
+    """
+
+    def __init__(self, inner: ExemplarsBuffer, info: DatasetInfo, precision: str):
+        super().__init__(inner.max_size)
+        self.inner, self.info, self.precision = inner, info, check_precision(precision)
+        self.stored = torch.empty(0)
+        self.labels = torch.empty(0, dtype=torch.long)
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of the stored images and their labels (what the memory budget counts)."""
+        return stored_bytes(self.stored, self.labels, self.info)
+
+    def post_adapt(self, agent: Any, exp: Any) -> None:
+        self.inner.post_adapt(agent, exp)
+        self._store()
+
+    def update(self, strategy: Any, **kwargs) -> None:
+        """What Avalanche 0.6's ``ReplayPlugin`` calls (deprecated there in favour of ``post_adapt``)."""
+        self.post_adapt(strategy, strategy.experience)
+
+    def resize(self, strategy: Any, new_size: int) -> None:
+        self.inner.resize(strategy, new_size)
+        self.max_size = new_size
+        self._store()
+
+    def _store(self) -> None:
+        chosen = self.inner.buffer
+        held = to_image_dataset(chosen, self.info)
+        self.stored, self.labels = encode(held.images, self.info, self.precision), held.labels
+        tasks = torch.as_tensor(list(chosen.targets_task_labels)) if has_task_labels(chosen) else None
+        self.buffer = buffer_dataset(decode(self.stored, self.info, self.precision), self.labels, tasks)
+
+
+def selects_with_learner(memory: ExemplarsBuffer) -> bool:
+    """Whether ``memory``'s updates read the learner (a feature-based selection such as herding, a condensed
+    buffer taught by the learner or shrinking its groups by herding), so they must see a learner that has
+    trained on the experience. Wrappers (:class:`PrecisionBuffer`, :class:`~cl_nas.cl.resume.ResumableBuffer`)
+    answer for the buffer they wrap; storage policies this module does not know are taken not to."""
+    if isinstance(memory, PrecisionBuffer | ResumableBuffer):
+        return selects_with_learner(memory.inner)
+    if isinstance(memory, ParametricBuffer):
+        return isinstance(memory.selection_strategy, FeatureBasedExemplarsSelectionStrategy)
+    if isinstance(memory, CondensedBuffer):
+        return memory.teacher_from_model or memory.total_num_classes is None
+    return False

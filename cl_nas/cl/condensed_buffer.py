@@ -18,8 +18,15 @@ A learner without ``embed`` falls back to a random subset. A new group is conden
 per-class budget (capped at the smallest class's sample count), so the largest condensation happens
 at the first experience; the remainder of ``max_size`` not divisible by the seen classes stays unused.
 
+Streams that revisit classes (Avalanche's ``split_online_stream``, data-incremental streams): when an
+experience brings a class already in memory, that class's stored images leave their old group and are
+condensed again together with the experience's new real images of the class, each stored image counting
+as one sample, into the same per-class budget; the new group holds every class of the experience. The
+memory never holds a class twice and never exceeds its budget.
+
 Storage: images are kept at ``precision`` (see :mod:`cl_nas.cl.precision`); ``max_size`` counts
-images, so a byte budget is turned into ``max_size`` with :func:`~cl_nas.cl.precision.images_in_budget`.
+images, so a byte budget (images and labels) is turned into ``max_size`` with
+:func:`~cl_nas.cl.precision.images_in_budget`.
 The buffer's dataset holds the decoded, normalised images and no transforms, with items shaped like
 the stream's: ``(x, y, t)`` or ``(x, y)``.
 
@@ -42,12 +49,13 @@ import torch
 from avalanche.training.storage_policy import ExemplarsBuffer
 from torch import nn
 
-from cl_nas.cl.items import buffer_dataset, experience_task_label, to_image_dataset
-from cl_nas.cl.precision import check_precision, decode, encode
-from cl_nas.cl.rng import preserved_rng
+from cl_nas.cl.adapters import buffer_dataset, experience_task_label, to_image_dataset
+from cl_nas.cl.precision import check_precision, decode, encode, stored_bytes
+from cl_nas.cl.resume import preserved_rng
 from cl_nas.condense import APMCondenser, Condenser, HerdingCoreset, RandomCoreset, SyntheticCache
 from cl_nas.data import DatasetInfo, ImageDataset
 from cl_nas.synthetic import SyntheticSet
+from cl_nas.utils import check_positive_int
 
 
 @dataclass
@@ -80,10 +88,8 @@ class CondensedBuffer(ExemplarsBuffer):
         teacher_from_model: bool = False,
         total_num_classes: int | None = None,
     ):
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            raise ValueError(f"max_size must be a positive number of images, got {max_size!r}")
-        if total_num_classes is not None and total_num_classes < 1:
-            raise ValueError(f"total_num_classes must be positive or None, got {total_num_classes!r}")
+        check_positive_int("max_size (images)", max_size)
+        check_positive_int("total_num_classes", total_num_classes, optional=True)
         if teacher_from_model and not isinstance(condenser, APMCondenser):
             raise ValueError(f"teacher_from_model needs the APM condenser, not {condenser.name!r}")
         super().__init__(max_size)
@@ -102,8 +108,8 @@ class CondensedBuffer(ExemplarsBuffer):
 
     @property
     def stored_bytes(self) -> int:
-        """Bytes of stored pixels (what the memory budget counts)."""
-        return sum(g.stored.numel() * g.stored.element_size() for g in self.groups)
+        """Bytes of the stored images and their labels (what the memory budget counts)."""
+        return sum(stored_bytes(g.stored, g.labels, self.info) for g in self.groups)
 
     def per_class_budget(self, n_seen: int) -> int:
         """Images per class once ``n_seen`` classes are seen; below 1 raises ``ValueError``."""
@@ -118,19 +124,20 @@ class CondensedBuffer(ExemplarsBuffer):
 
     # --- Avalanche storage-policy interface ----------------------------------------------------------
     def post_adapt(self, agent: Any, exp: Any) -> None:
-        """Condense ``exp``'s training data into a new group and shrink the older ones to the new share."""
+        """Condense ``exp``'s training data (with the stored images of any class it revisits) into a new group,
+        and shrink the older ones to the new share."""
         start = time.perf_counter()
         data = to_image_dataset(exp.dataset, self.info)
         task_label = experience_task_label(exp.dataset)
         if self.groups and (task_label is None) != (self.groups[0].task_label is None):
             raise ValueError("experiences of one stream mix (x, y) and (x, y, t) items")
-        repeated = set(data.classes) & self.seen_classes
-        if repeated:
-            raise ValueError(
-                f"experience {exp.current_experience} brings classes {sorted(repeated)} that are already in memory; "
-                "CondensedBuffer keeps one group per experience and needs class-incremental streams"
+        share = self.per_class_budget(len(self.seen_classes | set(data.classes)))
+        revisited = sorted(set(data.classes) & self.seen_classes)
+        if revisited:
+            stored = self._take(revisited)
+            data = ImageDataset(
+                torch.cat([data.images, stored.images]), torch.cat([data.labels, stored.labels]), self.info
             )
-        share = self.per_class_budget(len(self.seen_classes) + len(data.classes))
         ipc = min(share, min(data.class_counts().values()))
         model = getattr(agent, "model", None)
         with preserved_rng():
@@ -165,7 +172,7 @@ class CondensedBuffer(ExemplarsBuffer):
         if self.teacher_from_model:
             if model is None:
                 raise ValueError("teacher_from_model needs a strategy with a model")
-            self.condenser.teacher = model  # APM copies and freezes it; its weights enter the cache key
+            self.condenser.set_params(teacher=model)  # APM copies and freezes it; its weights enter the cache key
         cached = self.cache.get(self.condenser, data, ipc, self.seed) if self.cache is not None else None
         if cached is not None:
             self.cache_hits += 1
@@ -174,6 +181,17 @@ class CondensedBuffer(ExemplarsBuffer):
         if self.cache is not None:
             return self.cache.get_or_condense(self.condenser, data, ipc, self.seed)
         return self.condenser.condense(data, ipc, self.seed)
+
+    def _take(self, classes: list[int]) -> ImageDataset:
+        """Remove ``classes``' images from their groups (dropping groups left empty) and return them decoded."""
+        taken_images, taken_labels = [], []
+        for group in self.groups:
+            moving = torch.isin(group.labels, torch.tensor(classes))
+            taken_images.append(decode(group.stored[moving], self.info, self.precision))
+            taken_labels.append(group.labels[moving])
+            group.stored, group.labels = group.stored[~moving], group.labels[~moving]
+        self.groups = [g for g in self.groups if len(g.labels)]
+        return ImageDataset(torch.cat(taken_images), torch.cat(taken_labels), self.info)
 
     def _shrink(self, share: int, model: nn.Module | None) -> None:
         """Subselect every group holding more than ``share`` images of a class (herding on the learner)."""

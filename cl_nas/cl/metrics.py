@@ -1,45 +1,94 @@
-"""Continual-learning metrics from Avalanche's evaluation results, in percent.
+"""Continual-learning metrics and loggers, all Avalanche's, with values in percent.
 
-After experience ``k`` the runner evaluates on the test experiences ``0..k`` (the classes seen so far)
-and keeps Avalanche's per-experience accuracies and its stream accuracy (over all test samples of the
-seen classes). From those records, one per experience:
+:class:`RunMetrics` is the evaluation of one run: Avalanche's accuracy (per experience, over the stream,
+and the accuracy matrix), forgetting and BWT (per experience and over the stream), timing and max-RAM
+metrics from :mod:`avalanche.evaluation.metrics`, sent to any Avalanche loggers. After experience ``k``
+the runner evaluates on the test experiences ``0..k`` and :meth:`RunMetrics.read` takes the values from
+the metric objects themselves (no metric names are parsed):
 
-* final average accuracy: the stream accuracy after the last experience (all classes seen);
-* average incremental accuracy: the mean of the stream accuracies after every experience;
-* forgetting: Avalanche's stream forgetting, the mean over experiences ``j`` before the last of
-  (accuracy on ``j`` right after training on it) - (accuracy on ``j`` at the end), computed with
-  Avalanche's ``Forgetting`` metric from the saved records, so a resumed run, whose live metric
-  objects started empty, reports the same value as an uninterrupted one.
+* stream accuracy: ``StreamAccuracy`` over all test samples of the classes seen so far;
+* accuracy on each seen test experience: the latest row of ``AccuracyMatrixPluginMetric``;
+* forgetting and BWT: the live ``StreamForgetting`` / ``StreamBWT``;
+* RAM: ``StreamMaxRAM``, the process's peak resident memory while evaluating (MB).
+
+:func:`summarize` turns a run's per-experience records into its final accuracy, average incremental
+accuracy (the mean of the stream accuracies after every experience: no Avalanche metric computes it)
+and forgetting and BWT, computed by Avalanche's standalone ``Forgetting`` and ``BWT`` metrics from the
+saved accuracies, so a resumed run, whose live metric objects started empty, reports what an
+uninterrupted one does.
+
+Loggers are Avalanche's, chosen by name (:data:`LOGGERS`): ``interactive`` (progress bars),
+``text`` (``log.txt``), ``csv`` (``csv/``) and ``tensorboard`` (``tensorboard/``, when the tensorboard
+package imports), each writing under the folder it is given.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import statistics
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from avalanche.evaluation.metrics.forgetting_bwt import Forgetting
+from avalanche.evaluation.metrics import (
+    BWT,
+    AccuracyMatrixPluginMetric,
+    ExperienceAccuracy,
+    ExperienceBWT,
+    ExperienceForgetting,
+    Forgetting,
+    StreamAccuracy,
+    StreamBWT,
+    StreamForgetting,
+    StreamMaxRAM,
+    timing_metrics,
+)
+from avalanche.logging import BaseLogger, CSVLogger, InteractiveLogger, TextLogger
+from avalanche.training.plugins import EvaluationPlugin
 
-_EXP = re.compile(r"^Top1_Acc_Exp/eval_phase/[^/]+/(?:Task\d+/)?Exp(\d+)$")
-_STREAM = re.compile(r"^Top1_Acc_Stream/eval_phase/[^/]+(?:/Task\d+)?$")
-LIVE_FORGETTING = "StreamForgetting/eval_phase/test_stream"
+from cl_nas.registry import Registry
 
 
-def parse_eval(metrics: Mapping[str, Any], n_experiences: int) -> tuple[float, list[float]]:
-    """``(stream accuracy, [accuracy on test experience j for j < n_experiences])`` in percent, from
-    ``strategy.eval(test_stream[:n_experiences])``'s result."""
-    stream = [100.0 * float(v) for k, v in metrics.items() if _STREAM.match(k)]
-    per_exp = {int(m.group(1)): 100.0 * float(v) for k, v in metrics.items() if (m := _EXP.match(k))}
-    if len(stream) != 1 or any(j not in per_exp for j in range(n_experiences)):
-        raise ValueError(f"no accuracy for {n_experiences} experiences in the evaluation results ({sorted(metrics)})")
-    return stream[0], [per_exp[j] for j in range(n_experiences)]
+class RunMetrics:
+    """The Avalanche metrics of one run, and what the runner reads from them after each evaluation."""
+
+    def __init__(self) -> None:
+        self.stream_accuracy = StreamAccuracy()
+        self.accuracy_matrix = AccuracyMatrixPluginMetric()
+        self.forgetting = StreamForgetting()
+        self.bwt = StreamBWT()
+        self.ram = StreamMaxRAM(every=0.2)  # polled by a thread; stopping it waits up to one period
+        self.metrics = [
+            ExperienceAccuracy(), self.stream_accuracy, self.accuracy_matrix, ExperienceForgetting(), self.forgetting,
+            ExperienceBWT(), self.bwt, *timing_metrics(epoch=True, experience=True, stream=True), self.ram,
+        ]  # fmt: skip
+
+    def evaluator(self, loggers: Sequence[BaseLogger] = ()) -> EvaluationPlugin:
+        """An ``EvaluationPlugin`` of these metrics, reporting to ``loggers``."""
+        with warnings.catch_warnings():  # "no loggers specified": the runner keeps its own records
+            warnings.simplefilter("ignore", UserWarning)
+            return EvaluationPlugin(*self.metrics, loggers=list(loggers))
+
+    def read(self, seen: int) -> dict[str, Any]:
+        """After ``strategy.eval(test_stream[:seen])``: stream accuracy and accuracy on each of the ``seen``
+        test experiences, live forgetting and BWT (percent), and the process's peak RAM during the evaluation (MB)."""
+        steps = self.accuracy_matrix.num_training_steps
+        if steps is None:
+            raise ValueError("no accuracy to read: the strategy has not trained yet")
+        row = self.accuracy_matrix.result()[steps]
+        return {
+            "stream_acc": 100.0 * self.stream_accuracy.result(),
+            "exp_acc": [100.0 * float(row[j]) for j in range(seen)],
+            "live_forgetting": 100.0 * self.forgetting.result(),
+            "live_bwt": 100.0 * self.bwt.result(),
+            "ram_mb": float(self.ram.result()),
+        }
 
 
-def forgetting(records: Sequence[Mapping[str, Any]]) -> float:
-    """Avalanche's stream forgetting (percentage points) over per-experience records; NaN with one record."""
-    metric = Forgetting()
+def _from_records(metric: Forgetting, records: Sequence[Mapping[str, Any]]) -> float:
+    """Feed Avalanche's standalone ``metric`` (Forgetting or BWT) each experience's accuracy right after
+    training on it and at the end; its mean over the experiences before the last (NaN with one record)."""
     for k, record in enumerate(records):
         metric.update_initial(k, record["exp_acc"][k])
     for j, acc in enumerate(records[-1]["exp_acc"][:-1]):
@@ -49,11 +98,73 @@ def forgetting(records: Sequence[Mapping[str, Any]]) -> float:
 
 
 def summarize(records: Sequence[Mapping[str, Any]], *, incremental: bool = True) -> dict[str, float]:
-    """Final accuracy, average incremental accuracy and forgetting of one run (NaN where not ``incremental``)."""
+    """Final accuracy, average incremental accuracy, forgetting and BWT of one run (NaN where not
+    ``incremental``, e.g. joint training's single step)."""
     if not records:
         raise ValueError("no experience records to summarize")
     return {
         "final_acc": records[-1]["stream_acc"],
         "avg_incremental_acc": statistics.fmean(r["stream_acc"] for r in records) if incremental else math.nan,
-        "forgetting": forgetting(records) if incremental else math.nan,
+        "forgetting": _from_records(Forgetting(), records) if incremental else math.nan,
+        "bwt": _from_records(BWT(), records) if incremental else math.nan,
     }
+
+
+# --- loggers -----------------------------------------------------------------------------------------
+LoggerBuilder = Callable[[Path], BaseLogger]
+LOGGERS: Registry[LoggerBuilder] = Registry("logger")
+
+
+@LOGGERS.register("interactive")
+def _interactive(folder: Path) -> BaseLogger:
+    return InteractiveLogger()
+
+
+@LOGGERS.register("text")
+def _text(folder: Path) -> BaseLogger:
+    folder.mkdir(parents=True, exist_ok=True)
+    return TextLogger(open(folder / "log.txt", "a"))  # closed by close_loggers
+
+
+@LOGGERS.register("csv")
+def _csv(folder: Path) -> BaseLogger:
+    return CSVLogger(log_folder=str(folder / "csv"))
+
+
+@LOGGERS.register("tensorboard")
+def _tensorboard(folder: Path) -> BaseLogger:
+    from avalanche.logging import TensorboardLogger
+
+    return TensorboardLogger(tb_log_dir=folder / "tensorboard")
+
+
+def check_loggers(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` lower-cased, each a registered logger whose packages import; else ``ValueError``."""
+    names = tuple(name.strip().lower() for name in names)
+    for name in names:
+        LOGGERS.get(name)
+    if "tensorboard" in names:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError as err:
+            raise ValueError(
+                f"the tensorboard logger needs the tensorboard package, which does not import here ({err}); "
+                "install it (pip install tensorboard) or choose interactive, text or csv"
+            ) from err
+    return names
+
+
+def build_loggers(names: Sequence[str], folder: str | Path) -> list[BaseLogger]:
+    """The loggers ``names`` (checked by :func:`check_loggers`), writing under ``folder``."""
+    return [LOGGERS.get(name)(Path(folder)) for name in check_loggers(names)]
+
+
+def close_loggers(loggers: Sequence[BaseLogger]) -> None:
+    """Flush and close the files the loggers hold."""
+    for logger in loggers:
+        if isinstance(logger, TextLogger):
+            logger.file.close()
+        elif isinstance(logger, CSVLogger):
+            logger.close()
+        elif hasattr(logger, "writer"):  # TensorboardLogger's SummaryWriter
+            logger.writer.close()

@@ -1,10 +1,13 @@
 """Storage precision of buffered images, and how many images a byte budget holds.
 
-A memory budget is counted in bytes of stored pixels. ``fp32`` keeps the normalised float images as
-they are (4 bytes per value); ``fp16`` halves that by storing the same normalised values in half
-precision; ``uint8`` stores pixel space quantised to 256 levels (1 byte per value), so a budget holds
-4x the fp32 images. Synthetic images can leave the [0, 1] pixel range; ``uint8`` clips them there, which
-is part of what the benchmark measures.
+A memory budget is counted in bytes of stored *items*: an image's pixels and its label. ``fp32`` keeps
+the normalised float images as they are (4 bytes per value); ``fp16`` halves that by storing the same
+normalised values in half precision; ``uint8`` stores pixel space quantised to 256 levels (1 byte per
+value), so a budget holds nearly 4x the fp32 images (each extra image also pays for its label). A label
+takes the fewest whole bytes that can tell the classes apart (:func:`label_bytes`: 1 up to 256 classes).
+Real images of 8-bit datasets (MNIST, Fashion-MNIST, CIFAR) are stored exactly at ``uint8``; synthetic
+images can leave the [0, 1] pixel range, and ``uint8`` clips them there, which is part of what the
+benchmark measures.
 
 :func:`encode` then :func:`decode` gives float32 images normalised like the source; re-encoding a
 decoded tensor returns the stored values unchanged (tests rely on it when a group is subselected).
@@ -32,11 +35,26 @@ def bytes_per_image(info: DatasetInfo, precision: str) -> int:
     return channels * height * width * _BYTES[check_precision(precision)]
 
 
+def label_bytes(num_classes: int) -> int:
+    """Bytes one stored label takes: the fewest whole bytes (1, 2 or 4) that hold ``num_classes`` class ids."""
+    return next(size for size in (1, 2, 4) if num_classes <= 256**size)
+
+
+def bytes_per_item(info: DatasetInfo, precision: str) -> int:
+    """Bytes one stored exemplar (image at ``precision`` and its label) of ``info``'s dataset takes."""
+    return bytes_per_image(info, precision) + label_bytes(info.num_classes)
+
+
 def images_in_budget(budget_bytes: int, info: DatasetInfo, precision: str) -> int:
-    """How many whole images of ``info``'s shape fit in ``budget_bytes`` at ``precision``."""
+    """How many whole exemplars (image and label) of ``info``'s dataset fit in ``budget_bytes`` at ``precision``."""
     if budget_bytes < 0:
         raise ValueError(f"a memory budget cannot be negative, got {budget_bytes} bytes")
-    return budget_bytes // bytes_per_image(info, precision)
+    return budget_bytes // bytes_per_item(info, precision)
+
+
+def stored_bytes(stored: torch.Tensor, labels: torch.Tensor, info: DatasetInfo) -> int:
+    """Bytes that stored images ``stored`` (at their precision's dtype) and their ``labels`` take."""
+    return stored.numel() * stored.element_size() + len(labels) * label_bytes(info.num_classes)
 
 
 def encode(images: torch.Tensor, info: DatasetInfo, precision: str) -> torch.Tensor:

@@ -5,21 +5,24 @@ Each (case, class order) is a *run* with its own folder,
 
 * ``config.json``: the resolved case, written when the run starts;
 * ``exp_<k>.pt`` (learner weights, global random state, and the memory updates of experience ``k``:
-  see :class:`~cl_nas.cl.resumable.ResumableBuffer`) then ``exp_<k>.json`` (its metrics and timings),
-  once experience ``k`` is trained and evaluated (see :mod:`cl_nas.cl.runfiles`);
-* ``result.json``: the run's summary, once all experiences are done (the ``.pt`` state files are then deleted).
+  see :class:`~cl_nas.cl.resume.ResumableBuffer`) then ``exp_<k>.json`` (its metrics and timings),
+  once experience ``k`` is trained and evaluated (see :mod:`cl_nas.cl.resume`);
+* ``result.json``: the run's summary, once all experiences are done (the ``.pt`` state files are then deleted);
+* ``logs/from_exp<k>/``: what the Avalanche loggers of ``CLSettings.loggers`` wrote, from experience ``k``
+  on (a resumed run logs into a new folder rather than overwrite its earlier logs).
 
 Killed anywhere, the same call resumes: a finished run is read back, an unfinished one rebuilds its
 memory by replaying the recorded updates (condensed sets come from the synthetic cache, and an
 interrupted condensation resumes from its checkpoint), restores the weights and random state of the
 last finished experience, and continues with the next; the result equals an uninterrupted run's.
+Strategies whose plugins keep state of their own (EWC's importances, LwF's previous model:
+``StrategySpec.resumes`` False) start an unfinished run again from the first experience instead.
 :func:`run_cases` aggregates each case over its class orders into one row of a
 :class:`~cl_nas.results.ResultsTable` and skips rows already there.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
 import time
@@ -34,23 +37,32 @@ from cl_nas.augment import DSA
 from cl_nas.cl.buffers import build_memory
 from cl_nas.cl.condensed_buffer import CondensedBuffer
 from cl_nas.cl.config import CasePlan, CLCase, CLSettings, plan_case
-from cl_nas.cl.metrics import LIVE_FORGETTING, parse_eval, summarize
-from cl_nas.cl.resumable import ResumableBuffer
-from cl_nas.cl.rng import rng_state, set_rng_state
-from cl_nas.cl.runfiles import drop_states, finished_records, load_state, read_json, save_experience, write_json
-from cl_nas.cl.scenarios import check_class_incremental, make_scenario
-from cl_nas.cl.strategies import build_strategy
+from cl_nas.cl.metrics import RunMetrics, build_loggers, close_loggers, summarize
+from cl_nas.cl.resume import (
+    ResumableBuffer,
+    drop_experiences,
+    drop_states,
+    finished_records,
+    load_state,
+    read_json,
+    rng_state,
+    save_experience,
+    set_rng_state,
+    write_json,
+)
+from cl_nas.cl.scenarios import check_class_incremental, make_scenario, smallest_class
+from cl_nas.cl.strategies import STRATEGIES, build_strategy
 from cl_nas.condense import SyntheticCache
 from cl_nas.models import build_model
 from cl_nas.results import ResultsTable
-from cl_nas.utils import machine_description, resolve_device, seed_everything
+from cl_nas.utils import machine_description, mean_std, resolve_device, seed_everything
 
 Log = Callable[[str], None]
 COLUMNS = [
     "benchmark", "strategy", "buffer", "mem_per_class", "n_orders", "final_acc_mean", "final_acc_std",
     "avg_incremental_acc", "forgetting", "condense_seconds", "train_seconds", "machine",
     "avg_incremental_acc_std", "forgetting_std", "acc_per_experience", "budget", "mem_bytes", "memory_images",
-    "model", "epochs", "augment", "config_id", "command",
+    "model", "epochs", "augment", "config_id", "command", "bwt", "ram_mb",
 ]  # fmt: skip
 KEY = ["benchmark", "strategy", "buffer", "mem_per_class", "n_orders", "config_id"]
 
@@ -69,9 +81,18 @@ def _condensation(memory: ResumableBuffer | None) -> dict[str, float]:
     }  # fmt: skip
 
 
-def build_learner(plan: CasePlan, settings: CLSettings, seed: int = 0, run_dir: Path | None = None):
+def build_learner(
+    plan: CasePlan,
+    settings: CLSettings,
+    seed: int = 0,
+    run_dir: Path | None = None,
+    *,
+    metrics: RunMetrics | None = None,
+    loggers: Sequence[Any] = (),
+):
     """``(model, memory, strategy)`` for one run of ``plan``: a freshly seeded model, its memory wrapped
-    to be resumable (None for the bounds) and the Avalanche strategy that trains it.
+    to be resumable (None for the bounds) and the Avalanche strategy that trains it, evaluated by
+    ``metrics`` (default: a fresh :class:`~cl_nas.cl.metrics.RunMetrics`) reporting to Avalanche ``loggers``.
 
     Drive it like any Avalanche strategy (``strategy.train(experience)``); ``memory.buffer`` is what the
     replay draws from. ``run_dir`` holds the condensation checkpoints (None: a condensation cannot resume).
@@ -90,7 +111,11 @@ def build_learner(plan: CasePlan, settings: CLSettings, seed: int = 0, run_dir: 
         )  # fmt: skip
         memory = ResumableBuffer(inner)
     augment = DSA(plan.augment) if plan.augment else None
-    strategy = build_strategy(plan.case.strategy, model, plan.train, memory=memory, augment=augment, device=device)
+    evaluator = (metrics or RunMetrics()).evaluator(loggers)
+    strategy = build_strategy(
+        plan.case.strategy, model, plan.train, memory=memory, augment=augment, device=device, evaluator=evaluator,
+        options=plan.strategy_options, experience_epochs=plan.experience_epochs,
+    )  # fmt: skip
     return model, memory, strategy
 
 
@@ -104,7 +129,9 @@ def _restore(run_dir: Path, finished: int, strategy: Any, memory: ResumableBuffe
     set_rng_state(state["rng"])
 
 
-def _run_step(strategy: Any, memory: ResumableBuffer | None, step: Any, test_stream: Any, seen: int) -> dict:
+def _run_step(
+    strategy: Any, memory: ResumableBuffer | None, metrics: RunMetrics, step: Any, test_stream: Any, seen: int
+) -> dict:
     """Train on ``step`` (an experience, or the whole stream for joint training), evaluate on the first
     ``seen`` test experiences, and return the record."""
     start = time.perf_counter()
@@ -112,16 +139,26 @@ def _run_step(strategy: Any, memory: ResumableBuffer | None, step: Any, test_str
     train_wall = time.perf_counter() - start
     condensation = _condensation(memory)
     start = time.perf_counter()
-    metrics = strategy.eval(test_stream[:seen])
-    stream_acc, exp_acc = parse_eval(metrics, seen)
+    strategy.eval(test_stream[:seen])
     return {
-        "stream_acc": stream_acc, "exp_acc": exp_acc,
-        "live_forgetting": 100.0 * metrics.get(LIVE_FORGETTING, math.nan),
+        **metrics.read(seen),
         "condense_seconds": condensation["condense_seconds"],
         "train_seconds": train_wall - condensation["update_wall"], "eval_seconds": time.perf_counter() - start,
         "sets_condensed": condensation["sets_condensed"], "cache_hits": condensation["cache_hits"],
         "memory_images": len(memory.buffer) if memory is not None else 0,
     }  # fmt: skip
+
+
+def _check_memory_fits_the_data(plan: CasePlan, settings: CLSettings, scenario: Any) -> None:
+    """A per-class memory larger than a class's training data would hold the data itself: refuse it."""
+    if not plan.buffer.has_memory or settings.budget != "per-class":
+        return
+    per_class, smallest = plan.memory_images // plan.spec.num_classes, smallest_class(scenario)
+    if per_class > smallest:
+        raise ValueError(
+            f"a memory of {per_class} {plan.buffer.precision} images per class exceeds the training data: the "
+            f"smallest class of {plan.spec.name} has {smallest} images; lower --mem-per-class or --mem-bytes"
+        )
 
 
 def run_order(
@@ -143,33 +180,46 @@ def run_order(
         return read_json(run_dir / "result.json")
     scenario = scenario if scenario is not None else make_scenario(plan.spec, order, settings.data_root)
     check_class_incremental(scenario)
+    _check_memory_fits_the_data(plan, settings, scenario)
     config = {
         "case": asdict(plan.case), "order": list(order), "seed": seed, "model": plan.model,
         "train": plan.train.as_dict(), "mem_bytes": plan.mem_bytes, "memory_images": plan.memory_images,
         "condense": dict(plan.condense_params),
     }  # fmt: skip
     write_json(run_dir / "config.json", config)
-    model, memory, strategy = build_learner(plan, settings, seed, run_dir)
-    experiences = list(scenario.train_stream)
-    joint = plan.case.strategy == "joint"
-    steps: list[Any] = [scenario.train_stream] if joint else experiences
     records = finished_records(run_dir)
-    if records:
-        _restore(run_dir, len(records), strategy, memory, experiences)
-        log(f"  {label}: resuming after experience {len(records) - 1}")
-    for k in range(len(records), len(steps)):
-        seen = len(experiences) if joint else k + 1
-        record = {"experience": k, **_run_step(strategy, memory, steps[k], scenario.test_stream, seen)}
-        state = {"model": model.state_dict(), "rng": rng_state(), "memory_log": memory.take_log() if memory else []}
-        save_experience(run_dir, k, state, record)
-        records.append(record)
-        log(f"  {label}: experience {k + 1}/{len(steps)} seen-class accuracy {record['stream_acc']:.2f} %")
+    if records and not STRATEGIES.get(plan.case.strategy).resumes:
+        log(f"  {label}: {plan.case.strategy} keeps state the run files do not record: from the first experience")
+        drop_experiences(run_dir)
+        records = []
+    loggers = build_loggers(settings.loggers, run_dir / "logs" / f"from_exp{len(records):03d}")
+    metrics = RunMetrics()
+    try:
+        _, memory, strategy = build_learner(plan, settings, seed, run_dir, metrics=metrics, loggers=loggers)
+        experiences = list(scenario.train_stream)
+        joint = plan.case.strategy == "joint"
+        steps: list[Any] = [scenario.train_stream] if joint else experiences
+        if records:
+            _restore(run_dir, len(records), strategy, memory, experiences)
+            log(f"  {label}: resuming after experience {len(records) - 1}")
+        for k in range(len(records), len(steps)):
+            seen = len(experiences) if joint else k + 1
+            record = {"experience": k, **_run_step(strategy, memory, metrics, steps[k], scenario.test_stream, seen)}
+            # strategy.model: Avalanche's GDumbPlugin replaces the model by a fresh copy at every experience
+            weights = strategy.model.state_dict()
+            state = {"model": weights, "rng": rng_state(), "memory_log": memory.take_log() if memory else []}
+            save_experience(run_dir, k, state, record)
+            records.append(record)
+            log(f"  {label}: experience {k + 1}/{len(steps)} seen-class accuracy {record['stream_acc']:.2f} %")
+    finally:
+        close_loggers(loggers)
     summary = {
         **summarize(records, incremental=not joint),
         "stream_acc": [r["stream_acc"] for r in records],
         "condense_seconds": sum(r["condense_seconds"] for r in records),
         "train_seconds": sum(r["train_seconds"] for r in records),
         "memory_images": records[-1]["memory_images"],
+        "ram_mb": max(r["ram_mb"] for r in records),
     }
     write_json(run_dir / "result.json", summary)
     drop_states(run_dir, len(steps))
@@ -177,19 +227,15 @@ def run_order(
 
 
 # --- cases and the table -----------------------------------------------------------------------------
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    if any(math.isnan(v) for v in values):
-        return math.nan, math.nan
-    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
-
-
 def aggregate(
     plan: CasePlan, settings: CLSettings, summaries: Sequence[dict[str, Any]], *, command: str = ""
 ) -> dict[str, Any]:
-    """One table row: the runs of ``plan`` over its class orders, mean and (population) std."""
-    final = _mean_std([s["final_acc"] for s in summaries])
-    incremental = _mean_std([s["avg_incremental_acc"] for s in summaries])
-    forgetting = _mean_std([s["forgetting"] for s in summaries])
+    """One table row: the runs of ``plan`` over its class orders, their mean and, in ``*_std``, the sample standard
+    deviation over orders (:func:`cl_nas.utils.mean_std`, ddof 1; 0 for one order); ``ram_mb`` is the peak."""
+    final = mean_std([s["final_acc"] for s in summaries])
+    incremental = mean_std([s["avg_incremental_acc"] for s in summaries])
+    forgetting = mean_std([s["forgetting"] for s in summaries])
+    bwt = mean_std([s["bwt"] for s in summaries])
     curves = zip(*(s["stream_acc"] for s in summaries), strict=True)
     return {
         **asdict(plan.case), "n_orders": len(summaries),
@@ -203,6 +249,7 @@ def aggregate(
         "budget": settings.budget if plan.buffer.has_memory else "", "mem_bytes": plan.mem_bytes,
         "memory_images": summaries[0]["memory_images"], "model": plan.model,
         "epochs": plan.train.epochs, "augment": plan.augment or "", "config_id": plan.config_id, "command": command,
+        "bwt": round(bwt[0], 2), "ram_mb": round(max(s["ram_mb"] for s in summaries)),
     }  # fmt: skip
 
 

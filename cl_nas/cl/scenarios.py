@@ -1,14 +1,16 @@
-"""Class-incremental benchmarks: a registry of named streams built by Avalanche's generators.
+"""Class-incremental benchmarks: a registry of named streams (:data:`BENCHMARKS`) built by Avalanche's generators.
 
 Every benchmark names a cl_nas dataset, whose :class:`~cl_nas.data.DatasetInfo` fixes the image shape
-and the normalisation. The streams' transforms are built from that same info (Avalanche's defaults
-differ slightly, e.g. 0.2860 vs 0.2861 for Fashion-MNIST's mean), so a condensed buffer, which stores
-images already normalised and gets no transforms, matches the real data exactly.
+and the normalisation. Avalanche's classic benchmarks keep Avalanche's default train and eval transforms,
+with their ``Normalize`` swapped for that info's (Avalanche's values differ slightly, e.g. 0.2860 vs
+0.2861 for Fashion-MNIST's mean), so a condensed buffer, which stores images already normalised and gets
+no transforms, matches the real data exactly.
 
 * ``split-mnist``, ``split-fmnist``: Avalanche's ``SplitMNIST``/``SplitFMNIST`` on the data root,
   5 experiences of 2 classes, ``(x, y, t)`` items.
 * ``split-cifar10-{5,10}``, ``split-cifar100-{5,10}``: ``SplitCIFAR10``/``SplitCIFAR100`` (configured
-  for GPU users; torchvision downloads them into the data root).
+  for GPU users; torchvision downloads them into the data root), training through Avalanche's default
+  augmentation (random crop with 4-pixel padding, horizontal flip).
 * ``split-digits``: the embedded 8x8 digits through ``nc_benchmark`` (``(x, y, t)`` items), and
   ``split-digits-xy``: the same through the newer ``class_incremental_benchmark`` (``(x, y)`` items).
 
@@ -26,7 +28,7 @@ from typing import Any
 import torch
 from torch.utils.data import TensorDataset
 
-from cl_nas.cl.items import buffer_dataset
+from cl_nas.cl.adapters import buffer_dataset
 from cl_nas.data import (
     DATA_ENV_VAR,
     DatasetInfo,
@@ -35,6 +37,7 @@ from cl_nas.data import (
     load_dataset,
     resolve_data_root,
 )
+from cl_nas.registry import Registry
 
 Builder = Callable[["BenchmarkSpec", list[int], Any], Any]
 
@@ -62,28 +65,36 @@ class BenchmarkSpec:
         return self.info.num_classes
 
 
-def _transform(info: DatasetInfo, from_pil: bool):
+def _normalised(default: Any, info: DatasetInfo) -> Any:
+    """Avalanche's default transform ``default`` (a ``Compose``) with its ``Normalize`` swapped for ``info``'s."""
     from torchvision import transforms
 
-    normalize = transforms.Normalize(info.mean, info.std)
-    return transforms.Compose([transforms.ToTensor(), normalize]) if from_pil else normalize
+    steps = [
+        transforms.Normalize(info.mean, info.std) if isinstance(step, transforms.Normalize) else step
+        for step in default.transforms
+    ]
+    return transforms.Compose(steps)
 
 
-def _avalanche_classic(factory_name: str, from_pil: bool) -> Builder:
-    """Avalanche's classic benchmark ``factory_name`` with our normalisation, on the data root."""
+def _avalanche_classic(factory_name: str, module_name: str, defaults_prefix: str) -> Builder:
+    """Avalanche's classic benchmark ``factory_name`` on the data root, with Avalanche's default train and eval
+    transforms (``_default_<prefix>_{train,eval}_transform`` in ``avalanche.benchmarks.classic.<module>``:
+    random crop and flip for CIFAR's training, none for MNIST's) and cl_nas's normalisation."""
 
     def build(spec: BenchmarkSpec, order: list[int], data_root: Any):
-        from avalanche.benchmarks import classic
+        import importlib
 
-        transform = _transform(spec.info, from_pil)
+        module = importlib.import_module(f"avalanche.benchmarks.classic.{module_name}")
+        train_transform = _normalised(getattr(module, f"_default_{defaults_prefix}_train_transform"), spec.info)
+        eval_transform = _normalised(getattr(module, f"_default_{defaults_prefix}_eval_transform"), spec.info)
         root = resolve_data_root(data_root)
         try:
-            return getattr(classic, factory_name)(
+            return getattr(module, factory_name)(
                 spec.n_experiences,
                 return_task_id=False,
                 fixed_class_order=order,
-                train_transform=transform,
-                eval_transform=transform,
+                train_transform=train_transform,
+                eval_transform=eval_transform,
                 dataset_root=str(root),
             )
         except (RuntimeError, OSError) as err:  # torchvision's failed download, a truncated file
@@ -96,6 +107,33 @@ def _avalanche_classic(factory_name: str, from_pil: bool) -> Builder:
     return build
 
 
+BENCHMARKS: Registry[BenchmarkSpec] = Registry("benchmark")
+
+
+def register_benchmark(name: str, dataset: str, n_experiences: int, **defaults: Any) -> Callable[[Builder], Builder]:
+    """Decorator: register the stream its builder makes as benchmark ``name`` (a :class:`BenchmarkSpec` with
+    ``defaults``); a name already taken raises ``ValueError``."""
+
+    def add(builder: Builder) -> Builder:
+        BENCHMARKS.register(name)(BenchmarkSpec(name, dataset, n_experiences, builder, **defaults))
+        return builder
+
+    return add
+
+
+# ConvNet-3 pools 8x8 digits down to 1x1 after instance-normalising 2x2 maps, and collapsed under replay in our
+# runs (old classes at 0 % although replayed every step); two blocks keep 2x2 features and learn well.
+_DIGITS = {
+    "model": "convnet:depth=2,width=64", "epochs": 30, "memory_epochs": 100,
+    "condense": {
+        "dm": {"iterations": 200}, "dc": {"iterations": 10, "outer_loop": 5, "inner_loop": 10},
+        "dsa": {"iterations": 10, "outer_loop": 5, "inner_loop": 10},
+        "apm": {"iterations": 50, "teacher_epochs": 20, "student_epochs": 30, "refresh_every": 10},
+    },
+}  # fmt: skip
+
+
+@register_benchmark("split-digits", "digits", 5, **_DIGITS)
 def _digits_nc(spec: BenchmarkSpec, order: list[int], data_root: Any):
     from avalanche.benchmarks import nc_benchmark
 
@@ -109,6 +147,7 @@ def _digits_nc(spec: BenchmarkSpec, order: list[int], data_root: Any):
     )
 
 
+@register_benchmark("split-digits-xy", "digits", 5, task_labels=False, **_DIGITS)
 def _digits_class_incremental(spec: BenchmarkSpec, order: list[int], data_root: Any):
     from avalanche.benchmarks.scenarios.supervised import class_incremental_benchmark
 
@@ -120,9 +159,8 @@ def _digits_class_incremental(spec: BenchmarkSpec, order: list[int], data_root: 
     return class_incremental_benchmark(streams, class_order=order, num_experiences=spec.n_experiences)
 
 
-# Condenser budgets for a 2-core CPU, far below the papers' (DM 20000 iterations, DC/DSA 1000, APM 2500).
-# One 2-class experience of 12,000 images then condenses in about 2.5 min (DM, on an AVX-512-BF16 core) and
-# 2 min (DSA, float32 on an AVX2 core; 50 DSA iterations took about 17 min there, too long for 15 experiences).
+# Condenser budgets for CPUs, far below the papers' (DM 20000 iterations, DC/DSA 1000, APM 2500): one 2-class
+# experience of 12,000 images then condenses in minutes (benchmarks/results/cl.csv records the times).
 # GPU users pass the papers' settings with --param (e.g. dm.iterations=20000).
 _CPU_CONDENSE = {
     "dm": {"iterations": 1000, "batch_real": 64},
@@ -130,42 +168,25 @@ _CPU_CONDENSE = {
     "dsa": {"iterations": 10, "outer_loop": 5, "inner_loop": 10, "batch_real": 64},
     "apm": {"iterations": 100, "teacher_epochs": 3, "student_epochs": 50, "refresh_every": 10},
 }
-# ConvNet-3 pools 8x8 digits down to 1x1 after instance-normalising 2x2 maps, and collapsed under replay in our
-# runs (old classes at 0 % although replayed every step); two blocks keep 2x2 features and learn well.
-_DIGITS = {
-    "model": "convnet:depth=2,width=64", "epochs": 30, "memory_epochs": 100,
-    "condense": {
-        "dm": {"iterations": 200}, "dc": {"iterations": 10, "outer_loop": 5, "inner_loop": 10},
-        "dsa": {"iterations": 10, "outer_loop": 5, "inner_loop": 10},
-        "apm": {"iterations": 50, "teacher_epochs": 20, "student_epochs": 30, "refresh_every": 10},
-    },
-}  # fmt: skip
-BENCHMARKS: dict[str, BenchmarkSpec] = {
-    spec.name: spec
-    for spec in (
-        BenchmarkSpec("split-digits", "digits", 5, _digits_nc, **_DIGITS),
-        BenchmarkSpec("split-digits-xy", "digits", 5, _digits_class_incremental, task_labels=False, **_DIGITS),
-        BenchmarkSpec("split-mnist", "mnist", 5, _avalanche_classic("SplitMNIST", False), condense=_CPU_CONDENSE),
-        BenchmarkSpec(
-            "split-fmnist", "fashionmnist", 5, _avalanche_classic("SplitFMNIST", True), condense=_CPU_CONDENSE
-        ),
-        BenchmarkSpec("split-cifar10-5", "cifar10", 5, _avalanche_classic("SplitCIFAR10", True), epochs=5),
-        BenchmarkSpec("split-cifar10-10", "cifar10", 10, _avalanche_classic("SplitCIFAR10", True), epochs=5),
-        BenchmarkSpec("split-cifar100-5", "cifar100", 5, _avalanche_classic("SplitCIFAR100", True), epochs=5),
-        BenchmarkSpec("split-cifar100-10", "cifar100", 10, _avalanche_classic("SplitCIFAR100", True), epochs=5),
-    )
-}
+_MNIST = _avalanche_classic("SplitMNIST", "cmnist", "mnist")
+_FMNIST = _avalanche_classic("SplitFMNIST", "cfashion_mnist", "fmnist")
+_CIFAR10 = _avalanche_classic("SplitCIFAR10", "ccifar10", "cifar10")
+_CIFAR100 = _avalanche_classic("SplitCIFAR100", "ccifar100", "cifar100")
+register_benchmark("split-mnist", "mnist", 5, condense=_CPU_CONDENSE)(_MNIST)
+register_benchmark("split-fmnist", "fashionmnist", 5, condense=_CPU_CONDENSE)(_FMNIST)
+register_benchmark("split-cifar10-5", "cifar10", 5, epochs=5)(_CIFAR10)
+register_benchmark("split-cifar10-10", "cifar10", 10, epochs=5)(_CIFAR10)
+register_benchmark("split-cifar100-5", "cifar100", 5, epochs=5)(_CIFAR100)
+register_benchmark("split-cifar100-10", "cifar100", 10, epochs=5)(_CIFAR100)
 
 
 def available_benchmarks() -> list[str]:
-    return sorted(BENCHMARKS)
+    return BENCHMARKS.names()
 
 
 def benchmark_spec(name: str) -> BenchmarkSpec:
-    key = name.lower()
-    if key not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name!r}; available: {', '.join(available_benchmarks())}")
-    return BENCHMARKS[key]
+    """The benchmark registered as ``name`` (any case); an unknown name raises ``ValueError``."""
+    return BENCHMARKS.get(name)
 
 
 def class_order(seed: int, num_classes: int) -> list[int]:
@@ -196,6 +217,12 @@ def make_scenario(spec: BenchmarkSpec, order: Sequence[int], data_root: str | os
 def experience_classes(scenario: Any) -> list[set[int]]:
     """The classes of every training experience, read from its data (not every generator annotates them)."""
     return [{int(c) for c in exp.dataset.targets.uniques} for exp in scenario.train_stream]
+
+
+def smallest_class(scenario: Any) -> int:
+    """The number of training images of the stream's smallest class."""
+    targets = torch.cat([torch.as_tensor(list(exp.dataset.targets)) for exp in scenario.train_stream])
+    return int(torch.bincount(targets)[targets.unique()].min())
 
 
 def check_class_incremental(scenario: Any) -> None:

@@ -1,0 +1,54 @@
+"""Split-CIFAR keeps Avalanche's default train transforms (random crop and flip) with cl_nas's normalisation.
+
+No CIFAR is on disk in the test environment: Avalanche's CIFAR-10 loader is handed a small fake dataset of
+PIL images in torchvision's form, and the stream is built by the real code path from there.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+from torchvision import transforms
+
+from cl_nas.cl import benchmark_spec, make_scenario
+
+PER_CLASS = 4
+
+
+class FakeCIFAR10(torch.utils.data.Dataset):
+    """torchvision's CIFAR10 interface: ``targets`` and ``(PIL image, label)`` items, random 32x32 RGB pixels."""
+
+    def __init__(self, seed: int):
+        generator = torch.Generator().manual_seed(seed)
+        self.pixels = torch.randint(0, 256, (10 * PER_CLASS, 32, 32, 3), generator=generator, dtype=torch.uint8)
+        self.targets = [i // PER_CLASS for i in range(10 * PER_CLASS)]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        return Image.fromarray(self.pixels[index].numpy()), self.targets[index]
+
+
+@pytest.fixture
+def split_cifar(monkeypatch, tmp_path):
+    import avalanche.benchmarks.classic.ccifar10 as ccifar10
+
+    monkeypatch.setattr(ccifar10, "get_cifar10_dataset", lambda root: (FakeCIFAR10(0), FakeCIFAR10(1)))
+    spec = benchmark_spec("split-cifar10-5")
+    return spec, make_scenario(spec, list(range(10)), tmp_path)
+
+
+def test_split_cifar_trains_on_avalanches_augmentation_with_cl_nas_normalisation(split_cifar):
+    spec, scenario = split_cifar
+    normalise = transforms.Compose([transforms.ToTensor(), transforms.Normalize(spec.info.mean, spec.info.std)])
+    train = scenario.train_stream[0].dataset
+    torch.manual_seed(0)
+    draws = torch.stack([train[0][0] for _ in range(16)])
+    image = normalise(FakeCIFAR10(0)[0][0])
+    assert len({d.numpy().tobytes() for d in draws}) > 1  # a fresh crop or flip on every read
+    black = transforms.Normalize(spec.info.mean, spec.info.std)(torch.zeros(3, 1, 1))
+    assert any(torch.allclose(d[:, :, 0], black[:, :, 0].expand(3, 32)) for d in draws)  # a column of padding
+    assert torch.allclose(train.eval()[0][0], image)  # evaluation reads the image as it is, normalised like ours
+    assert torch.allclose(scenario.test_stream[0].dataset[0][0], normalise(FakeCIFAR10(1)[0][0]))
