@@ -2,9 +2,11 @@
 
     python benchmarks/nas_analysis.py [benchmarks/results/nas_scores.csv]
 
-Prints, per proxy, where the ground truth's best architecture ranks; the DM proxy's accuracy gain
-over the random subset by normalisation, over the architectures that train on full data (> 50 %);
-and, when ``gt-reseed`` rows exist, how far a retrained ground truth moves.
+Prints what the ground truth is and, when it has several training seeds (``full_seed_accs``), whether
+its seed noise resolves its top 10; per proxy, where the ground truth's best architecture ranks; the DM
+proxy's accuracy gain over the random subset by normalisation, over the architectures that train on
+full data (> 50 %); and, in tables of one-seed ground truths with ``gt-reseed`` rows, how far a
+retrained ground truth moved.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from cl_nas.nas.report import format_truth, read_scores_table
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(path: Path) -> None:
     scores = pd.read_csv(path)
+    if "full_seed_accs" in scores:
+        for dataset in scores.dataset.unique():
+            print(f"{dataset}: " + format_truth(read_scores_table(path, dataset)[0]))
     best = scores.loc[scores.full_acc.idxmax(), "arch"]
     print(f"ground truth's best: {best}")
     for proxy, group in scores[scores.proxy != "gt-reseed"].groupby("proxy"):

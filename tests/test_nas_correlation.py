@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from cl_nas.nas import ArchScore, correlate, mean_std
+from cl_nas.nas import ArchScore, correlate
 from cl_nas.nas.report import ProxyRun, evaluate, format_report, speedup
 
 
@@ -46,10 +46,7 @@ def test_ties_and_degenerate_inputs():
         correlate({"a": 1.0, "b": 2.0}, {"a": 1.0, "c": 2.0})
 
 
-def test_mean_std_and_speedup():
-    assert mean_std([1.0, 3.0, math.nan]) == (2.0, 1.0)
-    assert mean_std([5.0]) == (5.0, 0.0) and all(math.isnan(v) for v in mean_std([math.nan]))
-
+def test_speedup():
     def score(arch, seconds):
         return ArchScore(arch, {}, 50.0, False, 1, seconds, 0.5, 0, "m")
 
@@ -58,7 +55,7 @@ def test_mean_std_and_speedup():
     assert speedup(truth, proxy) == 20.0  # over the shared architectures only
 
 
-def test_speedup_only_where_every_trial_was_timed_on_one_machine():
+def test_speedup_only_where_every_trial_was_timed_on_one_machine(load_benchmark):
     def scores(seconds, values, machines):
         return {a: ArchScore(a, {}, v, False, 1, seconds, 0.5, 0, m) for a, v, m in zip("abc", values, machines,
                                                                                           strict=True)}  # fmt: skip
@@ -73,4 +70,36 @@ def test_speedup_only_where_every_trial_was_timed_on_one_machine():
     assert [r.correlation.spearman for r in results] == pytest.approx([1.0] * 5)  # rankings do not depend on it
     report = format_report(results)
     assert "| dm (ipc 10, 20 ep) | 5 | 3 |" in report and "| 20 ± 0 (2 of 5 seeds) |" in report
-    assert "speed-up: 20 (target >= 20.0) met" in report
+    checks = load_benchmark("nas.py").target_checks(results)
+    assert "speed-up over the ground truth, one machine: 20 (target >= 20.0) met" in checks
+
+
+def test_a_screened_ground_truth_ranks_by_tier_first():
+    # a03 and a04 reached the full fidelity (tier 1); a00-a02 were screened out at a fidelity whose scores are
+    # higher (fewer epochs: other numbers), yet they rank below the survivors
+    truth = {"a00": 95.0, "a01": 96.0, "a02": 97.0, "a03": 90.0, "a04": 91.0}
+    tiers = {"a00": 0, "a01": 0, "a02": 0, "a03": 1, "a04": 1}
+    proxy = {"a00": 1.0, "a01": 2.0, "a02": 3.0, "a03": 4.0, "a04": 5.0}
+    c = correlate(proxy, truth, tiers)
+    assert c.spearman == pytest.approx(1.0) and c.top1_regret == 0.0 and c.pick_resolved
+    assert correlate(proxy, truth).spearman < 0  # the raw scores would say otherwise
+    picky = {**proxy, "a00": 9.0}  # picks an architecture screened out: regret at least best - worst survivor
+    c = correlate(picky, truth, tiers)
+    assert not c.pick_resolved and c.top1_regret == 1.0
+
+
+def test_targets_set_the_main_proxy_beside_the_random_subset(load_benchmark):
+    truth = {f"a{i:02d}": ArchScore(f"a{i:02d}", {}, float(i), False, 8, 100.0, 0.0, 0, "m", (i - 0.1, i + 0.1))
+             for i in range(24)}  # fmt: skip
+
+    def run(name, values):
+        return ProxyRun(
+            name, 10, 0, 20, {a: ArchScore(a, {}, v, False, 20, 1.0, 0.0, 0, "m") for a, v in values.items()}
+        )
+
+    exact = {a: s.value for a, s in truth.items()}
+    shuffled = {a: float((i * 7) % 24) for i, a in enumerate(truth)}
+    checks = load_benchmark("nas.py").target_checks(evaluate(truth, [run("dm", exact), run("random", shuffled)]))
+    assert "top-1 regret (points): 0 (random subset: " in checks
+    assert "Spearman over the top 20, gain over random subset: " in checks and "(1 (random subset: " in checks
+    assert "speed-up over the ground truth, one machine: 100 (target >= 20.0) met" in checks

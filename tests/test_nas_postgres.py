@@ -26,6 +26,8 @@ from optuna.trial import TrialState
 
 from cl_nas.nas import StorageError, convnet_space, open_storage, queue_status
 
+pytestmark = pytest.mark.slow  # every test here starts other processes
+
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "s3cret-Pa55"
 
@@ -147,3 +149,28 @@ def test_killed_worker_trial_is_retried_once(postgres_url, tmp_path):
     assert {t.state for t in slotted} == {TrialState.COMPLETE, TrialState.FAIL} and len(slotted) == 5
     status = queue_status(study)
     assert (status.done, status.pending, status.lost, status.recovered) == (4, 0, 0, 1)
+
+
+def test_two_workers_share_the_ground_truth_slot_by_slot(postgres_url, tmp_path):
+    flags = ["--ground-truth-only", "--gt-archs", "4", "--gt-epochs", "20", "--gt-seeds", "0", "1",
+             "--checkpoint-dir", str(tmp_path / "checkpoints")]  # fmt: skip
+    workers = [_worker(postgres_url, tmp_path / f"gt{i}.log", *flags) for i in range(2)]
+    try:
+        for i, w in enumerate(workers):
+            assert w.wait(timeout=300) == 0, (tmp_path / f"gt{i}.log").read_text()
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    storage = open_storage(postgres_url)
+    (name,) = [
+        s.study_name for s in optuna.get_all_study_summaries(storage) if s.study_name.startswith("gt-digits-full-e20")
+    ]
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    assert {t.state for t in trials} == {TrialState.COMPLETE} and len(trials) == 4 * 2  # every slot exactly once
+    archs = convnet_space().restrict({"depth": [1, 2], "width": [32]}).sample(4, 0, 1, (8, 8))
+    expected = {(convnet_space().spec_string(p), seed) for p in archs for seed in (0, 1)}
+    assert {(t.user_attrs["arch"], t.params["train_seed"]) for t in trials} == expected
+    assert {t.user_attrs["worker"].split(":")[-1] for t in trials} == {str(w.pid) for w in workers}  # both worked
+    assert all(len(t.intermediate_values) == 20 for t in trials)
+    assert list((tmp_path / "checkpoints").glob("*/*.pt")) == []

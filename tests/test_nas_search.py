@@ -100,17 +100,19 @@ def test_ground_truth_resumes_per_architecture(digits, tmp_path):
     url = f"sqlite:///{tmp_path / 'gt.db'}"
     space = convnet_space().restrict(SMALL)
     # long enough that a Ctrl-C 1 s into a session lands mid-training even on an idle, fast machine
-    config = GroundTruthConfig(n_arch=3, epochs=150)
-    gt = open_ground_truth(open_storage(url), space, digits, config)
+    config = GroundTruthConfig(n_arch=3, epochs=60)
+    gt = open_ground_truth(open_storage(url), space, digits, config, checkpoint_dir=tmp_path / "ck")
     assert gt.run(max_trials=1) == 1  # a first session stops after one architecture
     with pytest.raises(KeyboardInterrupt), _ctrl_c_after(1.0):  # a second one is stopped mid-training by Ctrl-C
         gt.run()
-    done_before = {t.user_attrs["arch"]: t.number for t in gt.study.get_trials(states=(TrialState.COMPLETE,))}
+    (_, study), *_ = gt.stages()
+    done_before = {t.user_attrs["arch"]: t.number for t in study.get_trials(states=(TrialState.COMPLETE,))}
     assert len(done_before) == 1
 
-    resumed = open_ground_truth(open_storage(url), space, digits, config)  # a new process, same command
-    assert resumed.name == gt.name and resumed.run() == 2
-    trials = resumed.study.get_trials()
+    resumed = open_ground_truth(open_storage(url), space, digits, config, checkpoint_dir=tmp_path / "ck")
+    (_, again), *_ = resumed.stages()  # a new process, same command: the same study
+    assert again.study_name == study.study_name and resumed.run() == 2
+    trials = again.get_trials()
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert sorted(t.user_attrs["arch"] for t in complete) == sorted(
         space.spec_string(p) for p in space.sample(3, 0, 1, (8, 8))
@@ -118,7 +120,7 @@ def test_ground_truth_resumes_per_architecture(digits, tmp_path):
     assert all(done_before[t.user_attrs["arch"]] == t.number for t in complete if t.user_attrs["arch"] in done_before)
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
     assert len(interrupted) == 1 and interrupted[0].user_attrs["interrupted"]
-    assert str(queue_status(resumed.study)) == "3/3 done, 0 pending, 1 recovered after a failure, 0 lost"
+    assert str(queue_status(again)) == "3/3 done, 0 pending, 1 recovered after a failure, 0 lost"
     assert set(resumed.scores()) == {t.user_attrs["arch"] for t in complete}
     assert open_ground_truth(open_storage(url), space, digits, config).run() == 0  # nothing left to train
 

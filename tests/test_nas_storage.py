@@ -1,8 +1,15 @@
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
+import optuna
 import pytest
 
 from cl_nas.nas import StorageError, mask_url, open_storage
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _closed_port() -> int:
@@ -58,3 +65,35 @@ def test_sqlite_default_creates_its_folder_and_beats(tmp_path):
         open_storage(f"sqlite:///{tmp_path / 'file' / 'nas.db'}")
     with pytest.raises(ValueError, match="grace period"):
         open_storage("sqlite://", heartbeat_interval=10, grace_period=5)
+
+
+QUEUE_WORKER = """
+import sys, time
+import optuna
+from cl_nas.nas import open_queue, open_storage, run_worker
+study = open_queue(open_storage(sys.argv[1]), "race", [{"x": i} for i in range(40)],
+                   sampler=optuna.samplers.RandomSampler(), pruner=optuna.pruners.NopPruner())
+
+
+def objective(trial):
+    time.sleep(0.01)
+    return trial.suggest_int("x", 0, 100)
+
+
+print(run_worker(study, objective, poll_seconds=0.1))
+"""
+
+
+@pytest.mark.slow
+def test_workers_sharing_a_sqlite_file_never_run_a_trial_twice(tmp_path):
+    # without BEGIN IMMEDIATE, two workers read the same WAITING trial and both run it (optuna then fails
+    # with "Cannot tell a COMPLETE trial" in one of them)
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    workers = [subprocess.Popen([sys.executable, "-c", QUEUE_WORKER, url], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(4)]  # fmt: skip
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0] * 4, outputs
+    assert sum(int(out.strip().splitlines()[-1]) for out in outputs) == 40  # each slot run by exactly one worker
+    trials = optuna.load_study(study_name="race", storage=url).get_trials()
+    assert len(trials) == 40 and {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}

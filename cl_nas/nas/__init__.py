@@ -2,15 +2,26 @@
 
 Pieces, one per module: the search space (:mod:`.space`), what candidates train on (:mod:`.proxy`),
 the Optuna objective (:mod:`.objective`), a study as a fault-tolerant work queue (:mod:`.queue`),
-proxy searches and the full-data ground truth (:mod:`.search`, :mod:`.ground_truth`), storages
-(:mod:`.storage`), rank statistics (:mod:`.correlation`), the report (:mod:`.report`) and the
-``cl-nas nas`` command (:mod:`.command`).
+proxy searches and the full-data ground truth (:mod:`.search`, :mod:`.ground_truth`), the zero-cost
+control (:mod:`.zero_cost`), training costs (:mod:`.cost`), storages (:mod:`.storage`), rank statistics
+(:mod:`.correlation`), the report (:mod:`.report`), a whole study
+(:mod:`.study`: :class:`NASSettings` and :func:`run_study`) and the ``cl-nas nas`` command (:mod:`.command`).
 """
 
-from cl_nas.nas.correlation import Correlation, correlate, mean_std
-from cl_nas.nas.ground_truth import GroundTruthConfig, open_ground_truth
+from cl_nas.nas.correlation import Correlation, correlate
+from cl_nas.nas.ground_truth import GroundTruth, GroundTruthConfig, Resolution, Rung, open_ground_truth, resolution
 from cl_nas.nas.objective import ArchitectureObjective, ArchScore, read_scores
-from cl_nas.nas.proxy import EARLY_STOP, TrainingData, file_data, full_data, proxy_data, proxy_names
+from cl_nas.nas.proxy import (
+    EARLY_STOP,
+    PROXIES,
+    Proxy,
+    TrainingData,
+    file_data,
+    full_data,
+    get_proxy,
+    proxy_data,
+    proxy_names,
+)
 from cl_nas.nas.queue import QueueStatus, open_queue, queue_status, run_worker
 from cl_nas.nas.search import PRUNERS, SAMPLERS, Search, open_search
 from cl_nas.nas.space import (
@@ -22,19 +33,28 @@ from cl_nas.nas.space import (
     parse_space_overrides,
 )
 from cl_nas.nas.storage import DEFAULT_STORAGE, StorageError, mask_url, open_storage
+from cl_nas.nas.study import NASSettings, run_study
+from cl_nas.nas.zero_cost import NASWOT, naswot_score
 
 __all__ = [
     "DEFAULT_STORAGE",
     "EARLY_STOP",
+    "PROXIES",
     "PRUNERS",
     "SAMPLERS",
     "ArchScore",
     "ArchitectureObjective",
     "Correlation",
     "Dimension",
+    "GroundTruth",
     "GroundTruthConfig",
     "InfeasibleArchitecture",
+    "NASWOT",
+    "NASSettings",
+    "Proxy",
     "QueueStatus",
+    "Resolution",
+    "Rung",
     "Search",
     "SearchSpace",
     "SearchSpaceError",
@@ -44,8 +64,9 @@ __all__ = [
     "correlate",
     "file_data",
     "full_data",
+    "get_proxy",
     "mask_url",
-    "mean_std",
+    "naswot_score",
     "open_ground_truth",
     "open_queue",
     "open_search",
@@ -55,5 +76,7 @@ __all__ = [
     "proxy_names",
     "queue_status",
     "read_scores",
+    "resolution",
+    "run_study",
     "run_worker",
 ]

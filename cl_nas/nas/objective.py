@@ -2,9 +2,11 @@
 
 :class:`ArchitectureObjective` is an Optuna objective. For each trial it asks the search space for
 an architecture, builds it with the trial's seed, trains it on its :class:`TrainingData` with
-:func:`cl_nas.train.train_model` (the papers' protocol, shortened to ``data.epochs`` epochs) and
-returns its top-1 accuracy (percent) on the *validation* split, held out from the real training
-data: the test split never takes part in a search.
+:func:`cl_nas.train.train_model` (the papers' protocol, shortened to ``data.epochs`` epochs, with the
+objective's learning rate and augmentation) and returns its top-1 accuracy (percent) on the
+*validation* split, held out from the real training data: the test split never takes part in a search.
+A zero-cost proxy's data (``data.score_at_init``) is not trained on: the trial's score is that
+function of the untrained network and the data's images.
 
 Every ``report_every`` epochs (and after the last) the validation accuracy is reported to the
 trial, so a pruner (median, successive halving) can stop a poor candidate; a pruned trial keeps
@@ -25,16 +27,22 @@ import torch
 from optuna.trial import TrialState
 from torch import nn
 
+from cl_nas.augment import DSA, resolve_strategy
 from cl_nas.data import ImageDataset
 from cl_nas.models import build_model, model_spec_string
 from cl_nas.nas.proxy import TrainingData
 from cl_nas.nas.space import Params, SearchSpace
 from cl_nas.train import TrainConfig, accuracy, train_model
-from cl_nas.utils import machine_description
+from cl_nas.utils import machine_description, resolve_device
 
 
 class ArchitectureObjective:
-    """Optuna objective: validation accuracy of a space's architecture trained on ``data``."""
+    """Optuna objective: validation accuracy of a space's architecture trained on ``data``.
+
+    ``lr`` is the SGD learning rate (the protocol's 0.01 by default; x 0.1 at half the epochs) and
+    ``augment`` the training augmentation: None or ``"none"``, ``"dsa"`` (the dataset's DSA strategy) or a
+    DSA strategy such as ``"crop_scale"``. The training and validation images move to the device once.
+    """
 
     def __init__(
         self,
@@ -44,6 +52,8 @@ class ArchitectureObjective:
         *,
         seed: int = 0,
         report_every: int | None = None,
+        lr: float = TrainConfig.lr,
+        augment: str | None = None,
         bf16: bool = False,
         device: str | torch.device = "auto",
     ):
@@ -57,20 +67,26 @@ class ArchitectureObjective:
         space.grid(info.channels, info.image_size)  # raises when no architecture of the space fits the images
         if report_every is not None and report_every < 1:
             raise ValueError(f"report_every must be a positive number of epochs or None, got {report_every}")
-        self.space, self.data, self.val, self.seed, self.device = space, data, val, seed, device
-        self.report_every = report_every or data.epochs
-        self.config = TrainConfig(epochs=data.epochs, bf16=bf16)
+        self.space, self.data, self.seed = space, data, seed
+        self.device = resolve_device(device)
+        self.report_every = report_every or max(data.epochs, 1)
+        self.config = TrainConfig(epochs=data.epochs, lr=lr, bf16=bf16)
+        self.augment = resolve_strategy(augment, info.name)
+        self.images, self.labels = data.images.to(self.device), data.labels.to(self.device)
+        self.val = ImageDataset(val.images.to(self.device), val.labels, info)  # labels stay where predictions land
 
-    def build(self, trial: optuna.Trial) -> nn.Module:
-        """The trial's architecture, freshly initialised from the seed."""
+    def build(self, trial: optuna.Trial, seed: int) -> nn.Module:
+        """The trial's architecture, freshly initialised from ``seed``."""
         info = self.val.info
         spec = self.space.suggest(trial, info.channels, info.image_size)
         trial.set_user_attr("arch", model_spec_string(spec))
-        torch.manual_seed(self.seed)
+        torch.manual_seed(seed)
         return build_model(spec, info.channels, info.num_classes, info.image_size)
 
     def __call__(self, trial: optuna.Trial) -> float:
-        net = self.build(trial)
+        net = self.build(trial, self.seed)
+        if self.data.score_at_init is not None:
+            return self._score_at_init(trial, net)
         epochs, scores, eval_seconds = self.config.epochs, [], 0.0
 
         def report(epoch: int, model: nn.Module) -> None:
@@ -89,18 +105,31 @@ class ArchitectureObjective:
         try:
             train_model(
                 net,
-                self.data.images,
-                self.data.labels,
+                self.images,
+                self.labels,
                 self.config,
+                augment=DSA(self.augment) if self.augment else None,
                 device=self.device,
                 generator=torch.Generator().manual_seed(self.seed),
                 on_epoch_end=report,
             )
         finally:  # pruned trials keep their cost too: the speed-up counts every candidate
-            trial.set_user_attr("train_seconds", time.perf_counter() - start - eval_seconds)
-            trial.set_user_attr("eval_seconds", eval_seconds)
-            trial.set_user_attr("machine", machine_description())
+            record_cost(trial, time.perf_counter() - start - eval_seconds, eval_seconds)
         return scores[-1]
+
+    def _score_at_init(self, trial: optuna.Trial, net: nn.Module) -> float:
+        start = time.perf_counter()
+        try:
+            return self.data.score_at_init(net.to(self.device), self.images)
+        finally:
+            record_cost(trial, time.perf_counter() - start, 0.0)
+
+
+def record_cost(trial: optuna.Trial, train_seconds: float, eval_seconds: float, machine: str | None = None) -> None:
+    """Record a trial's cost: training (or scoring) and validation seconds, and the machine that timed them."""
+    trial.set_user_attr("train_seconds", train_seconds)
+    trial.set_user_attr("eval_seconds", eval_seconds)
+    trial.set_user_attr("machine", machine or machine_description())
 
 
 @dataclass(frozen=True)
@@ -116,6 +145,13 @@ class ArchScore:
     eval_seconds: float
     trial: int
     machine: str  # where it was timed; "" if unknown (a trial from before machines were recorded)
+    # the ground truth: the accuracy of each training seed (``value`` is their mean); empty for a proxy
+    seed_values: tuple[float, ...] = ()
+
+    @property
+    def fidelity(self) -> tuple[int, int]:
+        """``(epochs, training seeds)`` behind the score: a ground truth ranks higher fidelities first."""
+        return self.epochs, max(len(self.seed_values), 1)
 
 
 def read_scores(study: optuna.Study) -> dict[str, ArchScore]:

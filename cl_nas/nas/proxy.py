@@ -8,34 +8,46 @@
 * ``earlystop``: the control "early stopping on full data" at equal budget: the first
   ``ipc x classes x epochs`` samples of a seeded pass over the full training split, one epoch, i.e.
   full-data training stopped once it has used the proxy's number of sample gradients;
+* ``naswot``: the training-free control, a zero-cost score of the untrained network on ``ipc x classes``
+  training images (see :mod:`cl_nas.nas.zero_cost`);
 * a synthetic-set file (``cl-nas condense --out``), checked against the dataset being searched;
 * the full training split, for the ground truth.
+
+The named proxies are the condensers and the kinds registered in :data:`PROXIES` (``earlystop``,
+``naswot``); :func:`get_proxy` finds either.
 """
 
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
-from cl_nas.condense import Condenser, SyntheticCache, available_methods, build_condenser
+from cl_nas.condense import SyntheticCache, available_methods, build_condenser
 from cl_nas.data import ImageDataset
+from cl_nas.registry import Registry, unknown_name_message
 from cl_nas.synthetic import SyntheticSet
-from cl_nas.utils import exclusive_lock
+from cl_nas.utils import check_positive_int, exclusive_lock
 
 EARLY_STOP = "earlystop"
 FULL = "full"
 
 
-def proxy_names() -> list[str]:
-    """Every accepted proxy name: the registered condensers and ``earlystop``."""
-    return [*available_methods(), EARLY_STOP]
+ScoreAtInit = Callable[[nn.Module, torch.Tensor], float]
 
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The images a candidate trains on, for how long, and a key identifying their content."""
+    """The images a candidate trains on, for how long, and a key identifying their content.
+
+    With ``score_at_init`` (a zero-cost proxy) nothing is trained: a candidate's score is
+    ``score_at_init(untrained network, images)`` and ``epochs`` is 0.
+    """
 
     name: str
     images: torch.Tensor
@@ -43,10 +55,13 @@ class TrainingData:
     epochs: int
     key: str
     ipc: int | None = None  # None: not a per-class budget (full data, a file)
+    score_at_init: ScoreAtInit | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"training epochs must be a positive integer, got {self.epochs!r}")
+        if self.score_at_init is None:
+            check_positive_int("training epochs", self.epochs)
+        elif self.epochs != 0:
+            raise ValueError(f"a zero-cost proxy trains for 0 epochs, got {self.epochs}")
 
     @property
     def sample_passes(self) -> int:
@@ -54,28 +69,105 @@ class TrainingData:
         return self.images.shape[0] * self.epochs
 
 
-def _condenser(name: str, params: dict | None, device: str | torch.device) -> Condenser:
-    if name not in available_methods():
-        raise ValueError(f"unknown proxy {name!r}; choose one of {', '.join(proxy_names())}")
-    try:
-        return build_condenser(name, device=device, **(params or {}))
-    except TypeError as err:  # an option the condenser does not take
-        raise ValueError(f"proxy {name!r}: {err}") from err
+class Proxy(ABC):
+    """A kind of proxy: :meth:`check` its budget without any compute, then make its :meth:`data`.
+
+    The condensation methods are proxies (:class:`Condensed`); other kinds register in :data:`PROXIES`
+    with ``@PROXIES.register(name)`` on a subclass.
+    """
+
+    fixed_epochs: ClassVar[int | None] = None  # the epochs a candidate trains whatever --epochs says (None: those)
+
+    def __init__(self, name: str, params: Mapping[str, Any] | None = None, device: str | torch.device = "auto"):
+        self.name = name
+        self.params = dict(params or {})
+        self.device = device
+
+    @abstractmethod
+    def check(self, train: ImageDataset, *, ipc: int, epochs: int) -> None:
+        """Raise ``ValueError`` if :meth:`data` would."""
+
+    @abstractmethod
+    def data(self, train: ImageDataset, *, ipc: int, epochs: int, seed: int, cache: SyntheticCache) -> TrainingData:
+        """The training set of this proxy for ``train`` (the condensation ``seed``; a set cache)."""
 
 
-def check_proxy(
-    name: str, train: ImageDataset, *, ipc: int, epochs: int, params: dict | None = None, device: str = "auto"
-) -> None:
-    """Raise ``ValueError`` if :func:`proxy_data` would, without condensing anything."""
-    if name == EARLY_STOP:
+PROXIES: Registry[type[Proxy]] = Registry("proxy")
+
+
+class Condensed(Proxy):
+    """``ipc`` images per class condensed by the method ``name`` (read from, or written to, the cache),
+    trained for ``epochs`` epochs; ``params`` configure the condenser."""
+
+    def __init__(self, name: str, params: Mapping[str, Any] | None = None, device: str | torch.device = "auto"):
+        super().__init__(name, params, device)
+        try:
+            self.condenser = build_condenser(name, device=device, **self.params)
+        except ValueError as err:  # an option the condenser does not take, or a bad value: name the proxy
+            raise ValueError(f"proxy {name!r}: {err}") from err
+
+    def check(self, train: ImageDataset, *, ipc: int, epochs: int) -> None:
+        self.condenser.validate(train, ipc)
+
+    def data(self, train: ImageDataset, *, ipc: int, epochs: int, seed: int, cache: SyntheticCache) -> TrainingData:
+        condenser = self.condenser
+        with exclusive_lock(cache.path(condenser, train, ipc, seed).with_suffix(".lock")):
+            syn = cache.get_or_condense(condenser, train, ipc, seed)
+        return TrainingData(self.name, syn.images, syn.labels, epochs, condenser.cache_key(train, ipc, seed), ipc)
+
+
+def seeded_subset(train: ImageDataset, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` samples of a seeded pass over ``train``: ``(images, labels)``."""
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
+    return train.images[order], train.labels[order]
+
+
+@PROXIES.register(EARLY_STOP)
+class EarlyStop(Proxy):
+    """Early stopping on full data at equal budget: the first ``ipc x classes x epochs`` samples of a
+    seeded pass over the training split, one epoch."""
+
+    fixed_epochs = 1
+
+    def check(self, train: ImageDataset, *, ipc: int, epochs: int) -> None:
         budget = ipc * len(train.classes) * epochs
         if budget > len(train):
             raise ValueError(
                 f"earlystop at ipc={ipc} x {epochs} epochs needs {budget} samples, more than one epoch of the "
                 f"{len(train)} training images; lower --ipc or --epochs"
             )
-    else:
-        _condenser(name, params, device).validate(train, ipc)
+
+    def data(self, train: ImageDataset, *, ipc: int, epochs: int, seed: int, cache: SyntheticCache) -> TrainingData:
+        budget = ipc * len(train.classes) * epochs
+        key = f"{EARLY_STOP}-{train.content_hash()}-n{budget}-s{seed}"
+        return TrainingData(EARLY_STOP, *seeded_subset(train, budget, seed), 1, key, ipc)
+
+
+def proxy_names() -> list[str]:
+    """Every accepted proxy name: the registered condensers and :data:`PROXIES`."""
+    return [*available_methods(), *PROXIES.names()]
+
+
+def proxy_epochs(name: str, epochs: int) -> int:
+    """The epochs a candidate of the proxy ``name`` trains for at the study's ``epochs``."""
+    fixed = PROXIES.get(name).fixed_epochs if name in PROXIES else None
+    return epochs if fixed is None else fixed
+
+
+def get_proxy(name: str, params: Mapping[str, Any] | None = None, device: str | torch.device = "auto") -> Proxy:
+    """The proxy ``name`` (a condensation method or a :data:`PROXIES` entry); unknown names raise ``ValueError``."""
+    if name in PROXIES:
+        return PROXIES.get(name)(name, params, device)
+    if name in available_methods():
+        return Condensed(name, params, device)
+    raise ValueError(unknown_name_message("proxy", name, proxy_names()))
+
+
+def check_proxy(
+    name: str, train: ImageDataset, *, ipc: int, epochs: int, params: dict | None = None, device: str = "auto"
+) -> None:
+    """Raise ``ValueError`` if :func:`proxy_data` would, without condensing anything."""
+    get_proxy(name, params, device).check(train, ipc=ipc, epochs=epochs)
 
 
 def proxy_data(
@@ -90,16 +182,9 @@ def proxy_data(
     device: str | torch.device = "auto",
 ) -> TrainingData:
     """The proxy ``name`` for ``train``, at ``ipc`` images per class and ``epochs`` epochs (or its budget)."""
-    check_proxy(name, train, ipc=ipc, epochs=epochs, params=params, device=device)
-    if name == EARLY_STOP:
-        budget = ipc * len(train.classes) * epochs
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:budget]
-        key = f"{EARLY_STOP}-{train.content_hash()}-n{budget}-s{seed}"
-        return TrainingData(EARLY_STOP, train.images[order], train.labels[order], 1, key, ipc)
-    condenser = _condenser(name, params, device)
-    with exclusive_lock(cache.path(condenser, train, ipc, seed).with_suffix(".lock")):
-        syn = cache.get_or_condense(condenser, train, ipc, seed)
-    return TrainingData(name, syn.images, syn.labels, epochs, condenser.cache_key(train, ipc, seed), ipc)
+    proxy = get_proxy(name, params, device)
+    proxy.check(train, ipc=ipc, epochs=epochs)
+    return proxy.data(train, ipc=ipc, epochs=epochs, seed=seed, cache=cache)
 
 
 def file_data(path: str | os.PathLike, train: ImageDataset, *, epochs: int) -> TrainingData:

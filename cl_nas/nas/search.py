@@ -3,10 +3,11 @@
 Samplers:
 
 * ``grid``: the first ``trials`` architectures of a seeded shuffle of the feasible grid
-  (:meth:`SearchSpace.sample`), each queued with its parameters; ``trials`` = the grid size is an
-  exhaustive grid search, and with the ground truth's size and ``arch_seed`` it scores exactly the
-  ground-truth architectures. Optuna's own ``GridSampler`` is not used: it can hand one grid point
-  to two workers and it cannot skip points that do not fit the images;
+  (:meth:`SearchSpace.sample`; after the first ``arch_offset`` of it), each queued with its parameters;
+  ``trials`` = the grid size is an exhaustive grid search, and with the ground truth's size,
+  ``arch_seed`` and ``arch_offset`` it scores exactly the ground-truth architectures. Optuna's own
+  ``GridSampler`` is not used: it can hand one grid point to two workers and it cannot skip points
+  that do not fit the images;
 * ``random``, ``tpe``: ``trials`` empty slots whose architecture Optuna's sampler picks through the
   space's ``suggest_*`` calls. They are seeded per process, so that two workers do not propose the
   same sequence; the study records every draw.
@@ -32,6 +33,8 @@ from cl_nas.nas.objective import ArchitectureObjective, ArchScore, read_scores
 from cl_nas.nas.proxy import TrainingData
 from cl_nas.nas.queue import QueueStatus, TrialCallback, fingerprint, open_queue, queue_status, run_worker
 from cl_nas.nas.space import SearchSpace
+from cl_nas.train import TrainConfig
+from cl_nas.utils import check_positive_int
 
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "halving")
@@ -89,18 +92,23 @@ def open_search(
     arch_seed: int = 0,
     seed: int = 0,
     report_every: int | None = None,
+    lr: float = TrainConfig.lr,
+    augment: str | None = None,
+    arch_offset: int = 0,
     bf16: bool = False,
     device: str | torch.device = "auto",
     prefix: str = "proxy",
 ) -> Search:
-    """Create or resume the study that scores ``trials`` architectures of ``space`` trained on ``data``."""
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise ValueError(f"the number of trials must be a positive integer, got {trials!r}")
+    """Create or resume the study that scores ``trials`` architectures of ``space`` trained on ``data``
+    (``lr`` and ``augment``: see :class:`ArchitectureObjective`)."""
+    check_positive_int("the number of trials", trials)
     samplers, pruners = make_sampler(sampler), make_pruner(pruner)  # validates the names first
-    objective = ArchitectureObjective(space, data, val, seed=seed, report_every=report_every, bf16=bf16, device=device)
+    objective = ArchitectureObjective(
+        space, data, val, seed=seed, report_every=report_every, lr=lr, augment=augment, bf16=bf16, device=device
+    )
     info = val.info
     if sampler == "grid":
-        slots = space.sample(trials, arch_seed, info.channels, info.image_size)
+        slots = space.sample(arch_offset + trials, arch_seed, info.channels, info.image_size)[arch_offset:]
     else:
         slots = [{} for _ in range(trials)]
     config = {
@@ -116,6 +124,8 @@ def open_search(
         "report_every": objective.report_every,
         "train": objective.config.as_dict(),
     }
+    # absent at their defaults, so that the studies made before these settings existed keep their names
+    config.update({k: v for k, v in (("augment", objective.augment), ("arch_offset", arch_offset)) if v})
     budget = f"-ipc{data.ipc}" if data.ipc else ""
     name = f"{prefix}-{info.name}-{data.name}{budget}-e{data.epochs}-s{seed}-{sampler}-{pruner}-n{trials}"
     study = open_queue(storage, f"{name}-{fingerprint(config)}", slots, sampler=samplers, pruner=pruners)

@@ -26,6 +26,7 @@ import optuna
 
 from cl_nas.models import ConvNetSpec, ModelSpec, build_model, model_spec_string
 from cl_nas.models.convnet import ACTIVATIONS, DEPTHS, NORMS, POOLS, WIDTHS
+from cl_nas.utils import check_positive_int
 
 Value = int | float | str | bool
 Params = dict[str, Value]
@@ -178,8 +179,7 @@ class SearchSpace:
 
         The subset for a smaller ``n`` is a prefix of the one for a larger ``n`` (same seed).
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"the number of architectures must be a positive integer, got {n!r}")
+        check_positive_int("the number of architectures", n)
         grid = self.grid(channels, image_size)
         if n > len(grid):
             raise ValueError(
@@ -207,7 +207,7 @@ def _convnet_spec(params: Params) -> ConvNetSpec:
 
 
 def _convnet_check(spec: ModelSpec, channels: int, image_size: tuple[int, int]) -> None:
-    spec.check_fits(image_size)  # the exact rule ConvNet itself applies, without building it
+    spec.check_fits(image_size, channels)  # the exact rule ConvNet itself applies, without building it
 
 
 def convnet_space() -> SearchSpace:

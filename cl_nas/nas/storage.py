@@ -2,7 +2,10 @@
 
 ``--storage`` takes an SQLAlchemy URL:
 
-* ``sqlite:///runs/nas/optuna.db`` (the default): one file, no server, for one machine;
+* ``sqlite:///runs/nas/optuna.db`` (the default): one file, no server, for one machine; several
+  worker processes may share it: every transaction takes the file's write lock at its start
+  (``BEGIN IMMEDIATE``), because SQLite ignores the row lock (``SELECT ... FOR UPDATE``) with which
+  Optuna hands a queued trial to exactly one worker, and two workers could otherwise both run it;
 * ``postgresql://user:password@host:5432/db`` (driver ``psycopg2-binary``, or psycopg 3 when
   only that one is installed): several worker processes, on one machine or many, run the same
   command and share every study;
@@ -45,6 +48,7 @@ DEFAULT_MAX_RETRY = 3  # a trial that kills its worker every time (say, out of m
 _DIALECTS = ("sqlite", "postgresql", "mysql")
 _DRIVERS = {"postgresql": "psycopg2-binary", "mysql": "PyMySQL, with a mysql+pymysql:// URL"}
 _SCHEMA_ATTEMPTS = 5
+SQLITE_LOCK_TIMEOUT = 120  # seconds a SQLite transaction waits for the write lock before failing
 _USERINFO = re.compile(r"(?P<prefix>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<password>[^@/\s]*)@")
 
 
@@ -115,6 +119,7 @@ def open_storage(
         raise StorageError(f"storage {mask_url(url)}: unsupported database {dialect!r}{hint}; use one of {_DIALECTS}")
     engine_kwargs: dict = {}
     if dialect == "sqlite":
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT}}
         if parsed.database and parsed.database != ":memory:":
             try:
                 Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -131,9 +136,12 @@ def open_storage(
         attempt = 0
         while True:
             try:
-                return optuna.storages.RDBStorage(
+                storage = optuna.storages.RDBStorage(
                     target, engine_kwargs=engine_kwargs, heartbeat_stale_trial_callback=retry, **options
                 )
+                if dialect == "sqlite":
+                    _lock_on_begin(storage.engine)
+                return storage
             except ImportError as err:
                 raise _error(url, f"its database driver is missing: pip install {_DRIVERS[dialect]}", err) from None
             except sqlalchemy.exc.SQLAlchemyError as err:
@@ -142,6 +150,21 @@ def open_storage(
                 if attempt == _SCHEMA_ATTEMPTS or not _schema_race(err):
                     raise _error(url, "cannot connect or create the Optuna tables", err) from None
                 time.sleep(0.5 * attempt)
+
+
+def _lock_on_begin(engine: sqlalchemy.engine.Engine) -> None:
+    """Make every transaction of a SQLite ``engine`` start with ``BEGIN IMMEDIATE`` (SQLAlchemy's recipe): its
+    reads and writes then happen under the database's write lock, one process at a time."""
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def no_implicit_begin(dbapi_connection, connection_record) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite would otherwise BEGIN only before the first write
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened while creating the tables lack the hook
 
 
 def _schema_race(err: sqlalchemy.exc.SQLAlchemyError) -> bool:
