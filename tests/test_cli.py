@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
 from cl_nas.cli import main
 from cl_nas.synthetic import SyntheticSet
@@ -26,7 +27,9 @@ def test_condense_then_evaluate(tmp_path, capsys):
             str(tmp_path / "g.png"),
         ]
     )
-    assert rc == 0 and out.is_file() and (tmp_path / "g.png").is_file()
+    assert rc == 0
+    with Image.open(tmp_path / "g.png") as png:
+        assert png.size == (2 * 9 + 1, 10 * 9 + 1)  # one row of 8x8 tiles (+1 px padding) per class
     syn = SyntheticSet.load(out)
     assert syn.meta.config["train_epochs"] == 1 and len(syn) == 20
     rc = main(["evaluate", str(out), "--epochs", "5", "--eval-seeds", "2", "--model", "convnet:width=32"])
@@ -63,6 +66,7 @@ def test_evaluate_rejects_foreign_file_and_bad_model(tmp_path, capsys):
     assert "shrinks 8x8" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # starts other processes
 def test_module_entry_point_help():
     proc = subprocess.run(
         [sys.executable, "-m", "cl_nas", "condense", "--help"], capture_output=True, text=True, timeout=120
