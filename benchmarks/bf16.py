@@ -15,17 +15,16 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
+from _common import RESULTS
 
-import cl_nas  # noqa: F401  (first: makes torchvision importable next to the CPU torch)
+from cl_nas.cli import run_reporting_errors
 from cl_nas.models import build_model
 from cl_nas.results import ResultsTable
 from cl_nas.train import autocast
 from cl_nas.utils import machine_description, native_bf16
 
-RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ["batch", "fp32_seconds", "bf16_seconds", "bf16_slowdown", "native_bf16", "machine"]
 
 
@@ -42,14 +41,9 @@ def forward_seconds(net: torch.nn.Module, images: torch.Tensor, bf16: bool, repe
     return statistics.median(times)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--out", default=str(RESULTS / "bf16_forward.csv"))
-    args = p.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     if args.batch < 1 or args.repeats < 1:
-        raise SystemExit("--batch and --repeats must be positive")
+        raise ValueError("--batch and --repeats must be positive")
     torch.set_num_threads(1)
     torch.manual_seed(0)
     net = build_model("convnet", 1, 10, (28, 28)).eval()
@@ -63,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ConvNet-3 forward of {args.batch} images, 1 thread: float32 {fp32:.3f} s, bf16 autocast {bf16:.3f} s "
           f"({row['bf16_slowdown']}x) on {row['machine']}; table: {args.out}")  # fmt: skip
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default=str(RESULTS / "bf16_forward.csv"))
+    return run_reporting_errors(run, p.parse_args(argv), "benchmarks/bf16.py")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ it reports none: 166 GFLOP/s for 2 threads). 32 holds for AVX-512 and for two 25
 The engine runs with its defaults, so bf16 autocast only where the CPU has native bf16
 (:func:`cl_nas.utils.native_bf16`); the machine column says which.
 
-Run: ``PYTHONPATH=. python benchmarks/speed.py [--threads N] [--repeats R] [--out results/speed.csv]``.
+Run: ``python benchmarks/speed.py [--threads N] [--repeats R] [--no-compile]``. Rows go to
+``benchmarks/results/condense_speed.csv`` (``--out``); a rerun replaces the rows of its own machine and
+setting only, so the table compares machines (e.g. with and without native bf16).
 """
 
 from __future__ import annotations
@@ -32,21 +34,24 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import torch
+from _common import RESULTS
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-import cl_nas  # noqa: F401  (first: makes torchvision importable next to the CPU torch)
+from cl_nas.cli import run_reporting_errors
 from cl_nas.condense import DMCondenser, DSACondenser
 from cl_nas.condense.iterative import CondenseRun
 from cl_nas.data import DATA_ENV_VAR, load_dataset
-from cl_nas.utils import cpuinfo_field, machine_description
+from cl_nas.results import ResultsTable
+from cl_nas.utils import check_positive_int, cpuinfo_field, machine_description
 
 PEAK_FLOP_PER_CYCLE = 32  # float32 FMA throughput per core: 2 x 256-bit FMA pipes, or AVX-512
 DEFAULT_CLOCK_HZ = 2.6e9
@@ -220,21 +225,37 @@ def run_speed(
         torch.set_num_threads(previous)
 
 
-def main() -> None:
+COLUMNS = [
+    "method", "setting", "seconds_per_step", "baseline_seconds_per_step", "speedup", "gflops", "peak_fraction",
+    "machine",
+]  # fmt: skip
+KEY = ["method", "setting", "machine"]
+
+
+def run(args: argparse.Namespace) -> int:
+    check_positive_int("--threads", args.threads, optional=True)
+    check_positive_int("--repeats", args.repeats)
+    table = run_speed(args.threads, repeats=args.repeats, compile=not args.no_compile, data_root=args.data_root)
+    results = ResultsTable(args.out, COLUMNS, KEY)
+    for row in table.to_dict("records"):
+        results.append(row)
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+        print(table.drop(columns=["setting", "machine"]).to_string(index=False, float_format="%.3f"))
+    print(f"setting: {table['setting'].iloc[0]}; machine: {table['machine'].iloc[0]}; table: {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-compile", action="store_true", help="time the engine without torch.compile")
-    parser.add_argument("--out", type=Path, default=None, help="also write the table to this CSV")
-    args = parser.parse_args()
-    table = run_speed(args.threads, repeats=args.repeats, compile=not args.no_compile)
-    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
-        print(table.drop(columns=["setting", "machine"]).to_string(index=False, float_format="%.3f"))
-    print(f"setting: {table['setting'].iloc[0]}; machine: {table['machine'].iloc[0]}")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.out, index=False)
+    parser.add_argument(
+        "--data-root", default=None, help=f"dataset folder (default: ${DATA_ENV_VAR}, else ../shared/data)"
+    )
+    parser.add_argument("--out", default=str(RESULTS / "condense_speed.csv"), help="results table (CSV)")
+    return run_reporting_errors(run, parser.parse_args(argv), "benchmarks/speed.py")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,8 +1,11 @@
 """benchmarks/bf16.py: the float32-vs-bf16 forward timing behind native_bf16, one row per machine."""
 
 import pandas as pd
+import pytest
 
 from cl_nas.utils import machine_description, native_bf16
+
+pytestmark = pytest.mark.slow  # every test here starts other processes
 
 
 def test_one_row_per_machine_and_a_rerun_replaces_it(tmp_path, run_benchmark):

@@ -4,10 +4,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 
+@pytest.mark.slow  # starts other processes
 def test_import_cl_nas_torchvision_avalanche_in_fresh_interpreter():
     code = "import cl_nas, torchvision, avalanche; from avalanche.training.supervised import Naive; print('ok')"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

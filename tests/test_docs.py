@@ -1,0 +1,59 @@
+"""The user documentation: generated tables match the result CSVs, links resolve, the README stays short."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PRODUCT_DOCS = [REPO / "README.md", REPO / "benchmarks" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+@pytest.fixture(scope="module")
+def report(load_benchmark):
+    return load_benchmark("report.py")
+
+
+def test_generated_tables_match_the_result_csvs(report):
+    assert report.stale() == [], "run: python benchmarks/report.py"
+
+
+def test_a_stale_or_unknown_block_is_named(report, tmp_path):
+    (tmp_path / "docs").mkdir()
+    fresh = report.render("<!-- begin: speed -->\n<!-- end: speed -->\n")
+    assert "| workload |" in fresh and report.render(fresh) == fresh
+    (tmp_path / "README.md").write_text(fresh)
+    (tmp_path / "docs" / "results.md").write_text("text\n<!-- begin: curve -->\nold table\n<!-- end: curve -->\n")
+    assert report.stale(tmp_path) == ["docs/results.md: curve"]
+    with pytest.raises(ValueError, match="unknown generated blocks"):
+        report.render("<!-- begin: nope -->\n<!-- end: nope -->\n")
+    with pytest.raises(ValueError, match="without their end marker"):
+        report.render("<!-- begin: speed -->\n")
+
+
+def test_tables_without_protocol_column_get_fast_or_their_epochs(report):
+    rows = [{"eval_epochs": 300, "eval_augment": "dsa"}, {"eval_epochs": 1000, "eval_augment": "dsa"},
+            {"eval_epochs": 300, "eval_augment": "dsa", "protocol": "dm", "labels": "teacher-logits"}]  # fmt: skip
+    assert [report.protocol(pd.Series(r)) for r in rows] == [
+        "fast", "1000 epochs, augment dsa", "dm, teacher-logits labels"
+    ]  # fmt: skip
+
+
+def test_readme_is_a_short_guide():
+    assert len((REPO / "README.md").read_text().splitlines()) <= 200
+
+
+@pytest.mark.parametrize("doc", PRODUCT_DOCS, ids=lambda p: str(p.relative_to(REPO)))
+def test_relative_links_resolve(doc):
+    targets = [t.split("#")[0] for t in LINK.findall(doc.read_text()) if not re.match(r"[a-z]+:|#", t)]
+    missing = [t for t in targets if not (doc.parent / t).exists()]
+    assert missing == []
+
+
+@pytest.mark.parametrize("doc", PRODUCT_DOCS, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_session_talk(doc):
+    assert re.findall(r"\bsession\b", doc.read_text(), flags=re.IGNORECASE) == []
