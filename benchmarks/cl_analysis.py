@@ -5,8 +5,9 @@
 Sets each GDumb-style row of ``cl.csv`` (a fresh ConvNet trained on the memory alone, so the last
 experience's accuracy is that of a network trained from scratch on 10-class memory) beside the same
 method's offline result in ``condense_quality.csv`` (the whole training set condensed at once, same
-images per class, ConvNet-3 trained 300 epochs with DSA), and both margins over herding. It then
-prints the offline ceiling that ``condense_curve.csv`` reaches with DM at its longest budget.
+images per class, the CL learner's network trained under the ``fast`` protocol: 300 epochs with
+DSA), and both margins over herding. It then prints the offline ceiling that ``condense_curve.csv``
+reaches with DM at its longest budget.
 Class-balanced random in ``cl.csv`` is the offline ``random``. Where a case was run more than once (3 class
 orders, then 5), the row over the most orders is used.
 """
@@ -25,23 +26,28 @@ RESULTS = Path(__file__).resolve().parent / "results"
 OFFLINE_NAME = {"class-balanced": "random"}
 
 
-def margins(results: Path, mem_per_class: int = 10) -> pd.DataFrame:
-    """One row per benchmark and fp32 buffer: CL (GDumb-style) and offline accuracy, each minus herding's."""
+def offline_accuracy(results: Path, mem_per_class: int, protocol: str) -> pd.Series:
+    """Offline accuracy in ``condense_quality.csv`` by (dataset, method, evaluation network), at
+    ``mem_per_class`` images per class under ``protocol``, averaged over condensation seeds."""
+    offline = pd.read_csv(results / "condense_quality.csv")
+    offline = offline[(offline.ipc == mem_per_class) & (offline.protocol == protocol)]
+    return offline.groupby(["dataset", "method", "model"]).acc_mean.mean()
+
+
+def margins(results: Path, mem_per_class: int = 10, protocol: str = "fast") -> pd.DataFrame:
+    """One row per benchmark and fp32 buffer: CL (GDumb-style) and offline accuracy, each minus herding's.
+    The offline figure is the same method's, evaluated on the CL learner's network under ``protocol``."""
     cl = pd.read_csv(results / "cl.csv")
     # fp32 buffers only: a reduced-precision one holds more images than the offline set it would be compared with
     full_precision = cl.buffer.map(lambda name: parse_buffer(name).precision == "fp32")
     cl = cl[(cl.strategy == "gdumb") & (cl.mem_per_class == mem_per_class) & cl.augment.isna() & full_precision]
     cl = cl.sort_values("n_orders", kind="stable").drop_duplicates(["benchmark", "buffer"], keep="last").sort_index()
-    offline = pd.read_csv(results / "condense_quality.csv")
-    offline = offline[(offline.ipc == mem_per_class) & (offline.model == "convnet")]
-    offline = offline.set_index(["dataset", "method"]).acc_mean
+    offline = offline_accuracy(results, mem_per_class, protocol)
     rows = []
-    for (benchmark, buffer), acc in cl.set_index(["benchmark", "buffer"]).final_acc_mean.items():
-        dataset = benchmark_spec(benchmark).dataset
-        method = OFFLINE_NAME.get(buffer, buffer)
-        rows.append(
-            {"benchmark": benchmark, "buffer": buffer, "cl_acc": acc, "offline_acc": offline.get((dataset, method))}
-        )
+    for r in cl.itertuples(index=False):
+        key = (benchmark_spec(r.benchmark).dataset, OFFLINE_NAME.get(r.buffer, r.buffer), r.model)
+        rows.append({"benchmark": r.benchmark, "buffer": r.buffer, "cl_acc": r.final_acc_mean,
+                     "offline_acc": offline.get(key)})  # fmt: skip
     table = pd.DataFrame(rows)
     for side in ("cl", "offline"):
         herding = table[table.buffer == "herding"].set_index("benchmark")[f"{side}_acc"]
@@ -49,14 +55,16 @@ def margins(results: Path, mem_per_class: int = 10) -> pd.DataFrame:
     return table.round(2)
 
 
-def ceiling(results: Path, mem_per_class: int = 10) -> pd.DataFrame:
-    """DM's best offline point per dataset in ``condense_curve.csv``, against offline herding."""
+def ceiling(results: Path, mem_per_class: int = 10, protocol: str = "fast") -> pd.DataFrame:
+    """DM's best offline point per dataset in ``condense_curve.csv``, against offline herding on the network
+    the curve was condensed and evaluated with, under ``protocol``."""
     curve = pd.read_csv(results / "condense_curve.csv")
     curve = curve[(curve.method == "dm") & (curve.ipc == mem_per_class)]
-    best = curve.loc[curve.groupby("dataset").acc_mean.idxmax(), ["dataset", "iteration", "eval_epochs", "acc_mean"]]
-    offline = pd.read_csv(results / "condense_quality.csv")
-    herding = offline[(offline.method == "herding") & (offline.ipc == mem_per_class) & (offline.model == "convnet")]
-    best["herding_acc"] = best.dataset.map(herding.set_index("dataset").acc_mean)
+    best = curve.loc[curve.groupby("dataset").acc_mean.idxmax()]
+    offline = offline_accuracy(results, mem_per_class, protocol)
+    nets = zip(best.dataset, best.condense_model, strict=True)
+    best = best.assign(herding_acc=[offline.get((dataset, "herding", model)) for dataset, model in nets])
+    best = best[["dataset", "iteration", "eval_epochs", "acc_mean", "herding_acc"]]
     best["dm_minus_herding"] = (best.acc_mean - best.herding_acc).round(2)
     return best.reset_index(drop=True)
 
@@ -64,7 +72,7 @@ def ceiling(results: Path, mem_per_class: int = 10) -> pd.DataFrame:
 def main(results: Path) -> None:
     print("GDumb-style final accuracy (cl.csv) beside offline condensation (condense_quality.csv), IPC 10:")
     print(margins(results).to_string(index=False))
-    print("\nDM's offline ceiling in condense_curve.csv (herding: condense_quality.csv, 300 epochs):")
+    print("\nDM's offline ceiling in condense_curve.csv (herding: condense_quality.csv, fast protocol):")
     print(ceiling(results).to_string(index=False))
 
 

@@ -79,13 +79,15 @@ def ordered(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
 
 
 def machine(text: str) -> str:
-    """A ``machine`` cell as vector ISA and torch threads. The rows recorded before the column named the ISA
-    ran on the AVX-512-BF16 machine."""
+    """A CPU ``machine`` cell as vendor, vector ISA and torch threads (GPU cells unchanged). The AMD rows
+    recorded before the column named the ISA ran on the AVX-512-BF16 machine."""
     parts = [p.strip() for p in str(text).split(",")]
-    if not parts[0].startswith("AMD EPYC"):
+    vendor = next((v for v in ("AMD", "Intel") if parts[0].startswith(v)), None)
+    if vendor is None:
         return str(text)
     threads = next((p.split()[0] for p in parts if p.endswith("threads")), "?")
-    return f"{parts[-1] if parts[-1].startswith('AVX') else 'AVX512+BF16'}, {threads} thr."
+    isa = parts[-1] if parts[-1].startswith("AVX") else "AVX512+BF16"
+    return f"{isa}, {threads} thr." if vendor == "AMD" else f"{vendor} {isa}, {threads} thr."
 
 
 def protocol(row: pd.Series) -> str:
@@ -130,9 +132,11 @@ def caption(model: str, name: str) -> str:
 
 
 def quality(results: Path) -> str:
-    """Accuracy per dataset and method, one column per IPC, one table per model and protocol."""
+    """Accuracy per dataset and method at condensation seed 0, one column per IPC, one table per model and
+    protocol."""
     tables = []
     for (model, name), group in quality_groups(results):
+        group = group[group.seed == 0]  # one condensation seed per cell; the parity table pools the seeds
         wide = group.pivot_table(index=["dataset", "method"], columns="ipc", values="cell", aggfunc="last", sort=False)
         wide = ordered(wide.reset_index(), ["dataset", "method"]).fillna("–")
         wide.columns = ["dataset", "method", *(f"IPC {ipc}" for ipc in wide.columns[2:])]
@@ -268,8 +272,12 @@ def sweep(results: Path) -> str:
 
 
 def cl_rows(results: Path, name: str = "cl.csv") -> pd.DataFrame:
-    """A CL table in display order; ``cell`` is its final accuracy (no spread for a single class order)."""
-    frame = ordered(pd.read_csv(results / name), ["benchmark", "strategy"])
+    """A CL table in display order, one row per case: where a case ran over 3 class orders and then over 5,
+    the row over the most orders. ``cell`` is its final accuracy (no spread for a single class order)."""
+    frame = pd.read_csv(results / name)
+    case = ["benchmark", "strategy", "buffer", "mem_per_class", "model", "epochs", "augment"]
+    most_orders = frame.sort_values("n_orders", kind="stable").drop_duplicates(case, keep="last").index
+    frame = ordered(frame.loc[sorted(most_orders)], ["benchmark", "strategy"])
     frame["cell"] = cells(frame.final_acc_mean, frame.final_acc_std.where(frame.n_orders > 1))
     return frame
 
@@ -367,12 +375,13 @@ def cl_bytes(results: Path) -> str:
         fp32 = {"herding"} | {parse_buffer(b).method for b in group.buffer}
         same = (frame.benchmark == benchmark) & frame.buffer.isin(fp32) & frame.augment.isna()
         rows = pd.concat([frame[same], group])
-        wide = rows[rows.mem_bytes.isin(group.mem_bytes)].pivot_table(
-            index=["buffer", "mem_bytes", "memory_images", "n_orders"], columns="strategy", values="cell",
+        # the budget is mem/class fp32 exemplars: rows recorded before labels counted hold 100 bytes fewer
+        wide = rows[rows.mem_per_class.isin(group.mem_per_class)].pivot_table(
+            index=["buffer", "mem_per_class", "memory_images", "n_orders"], columns="strategy", values="cell",
             aggfunc="last", sort=False,
         ).reset_index()  # fmt: skip
         strategies = [COLUMN_NAME.get(s, s) for s in wide.columns[4:]]
-        wide.columns = ["buffer", "bytes", "images held", "orders", *strategies]
+        wide.columns = ["buffer", "mem/class", "images held", "orders", *strategies]
         tables.append(f"{benchmark}:\n\n" + markdown(wide.fillna("not run")))
     return "\n\n".join(tables)
 

@@ -6,7 +6,7 @@ def test_margins_over_herding_side_by_side_with_offline_condensation(tmp_path, c
     module = load_benchmark("cl_analysis.py")
     cl = [
         {"benchmark": "split-fmnist", "strategy": s, "buffer": b, "mem_per_class": m, "augment": aug,
-         "final_acc_mean": acc, "n_orders": n}
+         "final_acc_mean": acc, "n_orders": n, "model": "convnet"}
         for s, b, m, aug, acc, n in [
             ("gdumb", "herding", 10, None, 77.0, 5), ("gdumb", "dm", 10, None, 80.5, 5),
             ("gdumb", "dm", 10, None, 99.0, 3), ("gdumb", "class-balanced", 10, None, 73.0, 3),
@@ -16,12 +16,17 @@ def test_margins_over_herding_side_by_side_with_offline_condensation(tmp_path, c
     ]  # fmt: skip
     pd.DataFrame(cl).to_csv(tmp_path / "cl.csv", index=False)
     offline = [
-        {"method": m, "dataset": "fashionmnist", "ipc": ipc, "model": model, "acc_mean": acc}
-        for m, ipc, model, acc in [("herding", 10, "convnet", 78.0), ("dm", 10, "convnet", 81.5),
-                                   ("random", 10, "convnet", 75.0), ("dm", 10, "mlp", 10.0), ("dm", 1, "convnet", 10.0)]
+        {"method": m, "dataset": "fashionmnist", "ipc": ipc, "model": model, "protocol": p, "acc_mean": acc}
+        for m, ipc, model, p, acc in [
+            ("herding", 10, "convnet", "fast", 78.0), ("dm", 10, "convnet", "fast", 81.5),
+            ("random", 10, "convnet", "fast", 75.0), ("dm", 10, "mlp", "fast", 10.0),
+            ("dm", 1, "convnet", "fast", 10.0),
+            ("dm", 10, "convnet", "dm", 10.0),  # another protocol: not the CL learner's offline figure
+        ]
     ]  # fmt: skip
     pd.DataFrame(offline).to_csv(tmp_path / "condense_quality.csv", index=False)
-    curve = [{"method": "dm", "dataset": "fashionmnist", "ipc": 10, "iteration": it, "eval_epochs": e, "acc_mean": a}
+    curve = [{"method": "dm", "dataset": "fashionmnist", "ipc": 10, "iteration": it, "eval_epochs": e, "acc_mean": a,
+              "condense_model": "convnet"}
              for it, e, a in [(1000, 300, 81.0), (4000, 1000, 83.0)]]  # fmt: skip
     pd.DataFrame(curve).to_csv(tmp_path / "condense_curve.csv", index=False)
 
