@@ -375,13 +375,14 @@ def cl_bytes(results: Path) -> str:
         fp32 = {"herding"} | {parse_buffer(b).method for b in group.buffer}
         same = (frame.benchmark == benchmark) & frame.buffer.isin(fp32) & frame.augment.isna()
         rows = pd.concat([frame[same], group])
+        rows = rows.assign(cell=rows.cell + " (" + rows.n_orders.astype(str) + ")")  # (class orders)
         # the budget is mem/class fp32 exemplars: rows recorded before labels counted hold 100 bytes fewer
         wide = rows[rows.mem_per_class.isin(group.mem_per_class)].pivot_table(
-            index=["buffer", "mem_per_class", "memory_images", "n_orders"], columns="strategy", values="cell",
+            index=["buffer", "mem_per_class", "memory_images"], columns="strategy", values="cell",
             aggfunc="last", sort=False,
         ).reset_index()  # fmt: skip
-        strategies = [COLUMN_NAME.get(s, s) for s in wide.columns[4:]]
-        wide.columns = ["buffer", "mem/class", "images held", "orders", *strategies]
+        strategies = [COLUMN_NAME.get(s, s) for s in wide.columns[3:]]
+        wide.columns = ["buffer", "mem/class", "images held", *strategies]
         tables.append(f"{benchmark}:\n\n" + markdown(wide.fillna("not run")))
     return "\n\n".join(tables)
 
