@@ -36,7 +36,7 @@ ORDER = {  # rows follow these orders; values not listed come after, in the orde
     "method": ["random", "herding", "kcenter", "dc", "dsa", "dm", "apm"],
     "strategy": ["replay", "gdumb", "naive", "joint"],
 }
-COLUMN_NAME = {"gdumb": "GDumb-style"}
+COLUMN_NAME = {"gdumb": "GDumb-style", "er-ace": "ER-ACE"}
 BASELINE_BUFFERS = {"none", "class-balanced", "reservoir", "herding"}
 NAS_DATASET = "fashionmnist"
 NAS_STATS = {  # column: (Correlation field, decimals)
@@ -297,10 +297,10 @@ def cl(results: Path) -> str:
 
 
 def cl_margins(results: Path) -> str:
-    """Each fp32 condensed buffer's final accuracy minus herding's, per benchmark, replay and GDumb-style."""
+    """Each fp32 condensed buffer's final accuracy minus herding's, per benchmark and strategy."""
     frame = cl_rows(results)
     fp32 = frame.buffer.map(lambda b: parse_buffer(b).precision == "fp32")
-    frame = frame[fp32 & frame.augment.isna() & frame.strategy.isin(["replay", "gdumb"])]
+    frame = frame[fp32 & frame.augment.isna() & frame.strategy.isin(["replay", "gdumb", "er-ace"])]
     wide = frame.pivot_table(
         index=["benchmark", "strategy"], columns="buffer", values="final_acc_mean", aggfunc="last", sort=False
     )
