@@ -26,6 +26,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 OFFLINE_NAME = {"class-balanced": "random"}
 
 
+CASE = ["benchmark", "strategy", "buffer", "mem_per_class", "model", "epochs", "augment"]
+
+
+def one_row_per_case(cl: pd.DataFrame) -> pd.DataFrame:
+    """``cl.csv``'s rows, one per case in table order: where a case ran over 3 class orders and then over 5,
+    the row over the most orders."""
+    most_orders = cl.sort_values("n_orders", kind="stable").drop_duplicates(CASE, keep="last").index
+    return cl.loc[sorted(most_orders)]
+
+
 def offline_accuracy(results: Path, mem_per_class: int, protocol: str) -> pd.Series:
     """Offline accuracy in ``condense_quality.csv`` by (dataset, method, evaluation network), at
     ``mem_per_class`` images per class under ``protocol``, averaged over condensation seeds."""
@@ -37,11 +47,10 @@ def offline_accuracy(results: Path, mem_per_class: int, protocol: str) -> pd.Ser
 def margins(results: Path, mem_per_class: int = 10, protocol: str = "fast") -> pd.DataFrame:
     """One row per benchmark and fp32 buffer: CL (GDumb-style) and offline accuracy, each minus herding's.
     The offline figure is the same method's, evaluated on the CL learner's network under ``protocol``."""
-    cl = pd.read_csv(results / "cl.csv")
+    cl = one_row_per_case(pd.read_csv(results / "cl.csv"))
     # fp32 buffers only: a reduced-precision one holds more images than the offline set it would be compared with
     full_precision = cl.buffer.map(lambda name: parse_buffer(name).precision == "fp32")
     cl = cl[(cl.strategy == "gdumb") & (cl.mem_per_class == mem_per_class) & cl.augment.isna() & full_precision]
-    cl = cl.sort_values("n_orders", kind="stable").drop_duplicates(["benchmark", "buffer"], keep="last").sort_index()
     offline = offline_accuracy(results, mem_per_class, protocol)
     rows = []
     for r in cl.itertuples(index=False):

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
-from cl_analysis import OFFLINE_NAME, margins
+from cl_analysis import OFFLINE_NAME, margins, one_row_per_case
 
 from cl_nas.cl.buffers import parse_buffer
 from cl_nas.cl.scenarios import benchmark_spec
@@ -274,10 +274,7 @@ def sweep(results: Path) -> str:
 def cl_rows(results: Path, name: str = "cl.csv") -> pd.DataFrame:
     """A CL table in display order, one row per case: where a case ran over 3 class orders and then over 5,
     the row over the most orders. ``cell`` is its final accuracy (no spread for a single class order)."""
-    frame = pd.read_csv(results / name)
-    case = ["benchmark", "strategy", "buffer", "mem_per_class", "model", "epochs", "augment"]
-    most_orders = frame.sort_values("n_orders", kind="stable").drop_duplicates(case, keep="last").index
-    frame = ordered(frame.loc[sorted(most_orders)], ["benchmark", "strategy"])
+    frame = ordered(one_row_per_case(pd.read_csv(results / name)), ["benchmark", "strategy"])
     frame["cell"] = cells(frame.final_acc_mean, frame.final_acc_std.where(frame.n_orders > 1))
     return frame
 

@@ -6,7 +6,7 @@ def test_margins_over_herding_side_by_side_with_offline_condensation(tmp_path, c
     module = load_benchmark("cl_analysis.py")
     cl = [
         {"benchmark": "split-fmnist", "strategy": s, "buffer": b, "mem_per_class": m, "augment": aug,
-         "final_acc_mean": acc, "n_orders": n, "model": "convnet"}
+         "final_acc_mean": acc, "n_orders": n, "model": "convnet", "epochs": 100}
         for s, b, m, aug, acc, n in [
             ("gdumb", "herding", 10, None, 77.0, 5), ("gdumb", "dm", 10, None, 80.5, 5),
             ("gdumb", "dm", 10, None, 99.0, 3), ("gdumb", "class-balanced", 10, None, 73.0, 3),
