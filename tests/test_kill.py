@@ -21,7 +21,10 @@ import torch
 from cl_nas.synthetic import SyntheticSet
 
 REPO = Path(__file__).resolve().parents[1]
-ITERATIONS = 500  # DM with a tiny network on digits: a few seconds, a checkpoint every 100 iterations
+# DM with a tiny network on digits, a checkpoint every 100 iterations: the signal comes once iteration 300 is
+# saved, so 1700 iterations (several seconds even on a fast machine) are left to reach the process in time
+ITERATIONS = 2000
+SIGNAL_AFTER = 300
 CONDENSE = [
     "condense", "--dataset", "digits", "--method", "dm", "--ipc", "2",
     "--param", f"iterations={ITERATIONS}", "--param", "batch_real=16", "--param", "model=convnet:width=8,depth=1",
@@ -49,21 +52,19 @@ def _run(argv: list[str], cache: Path) -> subprocess.CompletedProcess:
     return proc
 
 
-def _wait_for_checkpoints(proc: subprocess.Popen, folder: Path, writes: int) -> Path:
-    """Wait until the condensation has written its checkpoint ``writes`` times (atomic: a new inode each time)."""
-    seen: set[int] = set()
+def _wait_for_checkpoint(proc: subprocess.Popen, folder: Path, iteration: int) -> Path:
+    """Wait until the condensation's checkpoint keeps ``iteration`` or later (written atomically: read it whole)."""
     deadline = time.monotonic() + 300
-    while len(seen) < writes:
+    while True:
         assert proc.poll() is None, f"the run ended first: {proc.communicate()[1][-2000:]}"
-        assert time.monotonic() < deadline, "too few checkpoints within 300 s"
+        assert time.monotonic() < deadline, f"no checkpoint of iteration {iteration} within 300 s"
         for path in folder.glob("*.ckpt"):
             try:
-                seen.add(path.stat().st_ino)
-            except FileNotFoundError:  # replaced in between
+                if torch.load(path, weights_only=True)["iteration"] >= iteration:
+                    return path
+            except FileNotFoundError:  # replaced by the next checkpoint in between
                 pass
-        time.sleep(0.005)
-    (path,) = folder.glob("*.ckpt")
-    return path
+        time.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +83,14 @@ def test_an_interrupted_condensation_resumes_to_the_uninterrupted_result(tmp_pat
     cache, out = tmp_path / "cache", tmp_path / "dm.pt"
     argv = [*CONDENSE, "--out", str(out)]  # no resume option: checkpoints are on by default
     proc = _start(argv, cache)
-    checkpoint = _wait_for_checkpoints(proc, cache / "checkpoints", 3)  # past 300 of the 500 iterations
+    checkpoint = _wait_for_checkpoint(proc, cache / "checkpoints", SIGNAL_AFTER)
     started = time.monotonic()
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == status
     assert time.monotonic() - started < 10 and not out.exists()
     saved = torch.load(checkpoint, weights_only=True)
-    assert 300 <= saved["iteration"] < ITERATIONS
+    assert SIGNAL_AFTER <= saved["iteration"] < ITERATIONS
     if signum != signal.SIGKILL:
         name = signal.Signals(signum).name
         last = stderr.replace("\r", "\n").strip().splitlines()[-1]
@@ -109,13 +110,13 @@ def test_an_interrupted_condensation_resumes_to_the_uninterrupted_result(tmp_pat
 
 def test_a_signal_saves_a_checkpoint_at_the_iteration_it_arrives(tmp_path):
     cache, log = tmp_path / "cache", tmp_path / "stderr.txt"
-    argv = [*CONDENSE, "--param", "checkpoint_every=1000", "--out", str(tmp_path / "dm.pt")]  # none on schedule
+    argv = [*CONDENSE, "--param", "checkpoint_every=100000", "--out", str(tmp_path / "dm.pt")]  # none on schedule
     with log.open("w") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cl_nas", *argv], env=_env(cache), stdout=subprocess.DEVNULL, stderr=stderr
         )
         deadline = time.monotonic() + 300
-        while not re.search(rf"\b([2-9]\d|\d{{3}})/{ITERATIONS}\b", log.read_text()):  # 20 iterations done
+        while not re.search(rf"\b([2-9]\d|\d{{3,}})/{ITERATIONS}\b", log.read_text()):  # 20 iterations done
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.01)
         proc.send_signal(signal.SIGTERM)
