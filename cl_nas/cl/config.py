@@ -217,6 +217,8 @@ def plan_case(case: CLCase, settings: CLSettings) -> CasePlan:
         identity["experience_epochs"] = experience_epochs
     if options:
         identity["strategy_options"] = options
+    if strategy.version > 1:
+        identity["strategy_version"] = strategy.version
     config_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     orders = _orders(settings, spec)
     return CasePlan(

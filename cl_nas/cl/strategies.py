@@ -41,7 +41,7 @@ from avalanche.training.supervised import ER_ACE, EWC, JointTraining, LwF, Naive
 from avalanche.training.templates import SupervisedTemplate
 from avalanche.training.utils import cycle
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 
 from cl_nas.cl.buffers import selects_with_learner
 from cl_nas.cl.metrics import RunMetrics
@@ -56,10 +56,16 @@ class ERACE(ER_ACE):
     """Avalanche's ER-ACE (its training loop and ``ACECriterion``) on any storage policy, updated after training.
 
     Avalanche's ``ER_ACE`` keeps its own class-balanced buffer and fills it with the experience *before*
-    training on it. Here ``storage_policy`` is the memory given, updated when training on the experience ends,
-    as ``ReplayPlugin`` does, so a selection that embeds with the learner sees one trained on the experience;
-    the replayed mini-batches (``batch_size_mem`` items, or the whole memory when smaller) then hold earlier
-    experiences only, while ACE's loss on the incoming mini-batch still counts only the classes present in it.
+    training on it, so from the second experience on its replayed mini-batches hold the current classes
+    beside the earlier ones. That matters: ACE's loss on the incoming mini-batch counts only the classes
+    present in it, so the current classes meet the earlier ones' logits in the replayed batches alone; a
+    replay of earlier classes only teaches the network to predict none of the current ones.
+
+    Here ``storage_policy`` is the memory given, updated when training on the experience ends, as
+    ``ReplayPlugin`` does, so a selection that embeds with the learner sees one trained on the experience.
+    From the second experience on, the replayed mini-batches (``batch_size_mem`` items, or all when fewer) are
+    drawn from the memory together with a random class-balanced sample of the experience, as many items per
+    class as the memory holds per class (:func:`current_experience_sample`), as Avalanche's buffer would hold.
     The memory's items must carry task labels, ``(x, y, t)``, as ``ER_ACE``'s replay loader expects.
     """
 
@@ -69,14 +75,40 @@ class ERACE(ER_ACE):
 
     def _before_training_exp(self, **kwargs: Any) -> None:
         memory = self.storage_policy.buffer
+        self.replay_loader = None
         if len(memory):
-            size = min(self.batch_size_mem, len(memory))
-            self.replay_loader = cycle(DataLoader(memory, batch_size=size, shuffle=True, drop_last=True))
+            per_class = max(1, len(memory) // len(_classes(memory)))
+            replayed = ConcatDataset([memory, current_experience_sample(self.experience.dataset, per_class)])
+            size = min(self.batch_size_mem, len(replayed))
+            self.replay_loader = cycle(
+                DataLoader(replayed, batch_size=size, shuffle=True, drop_last=True, collate_fn=_stack_items)
+            )
         super(ER_ACE, self)._before_training_exp(**kwargs)  # the template's, without ER_ACE's early update
 
     def _after_training_exp(self, **kwargs: Any) -> None:
         self.storage_policy.update(self, **kwargs)
         super()._after_training_exp(**kwargs)
+
+
+def _stack_items(items: list[tuple]) -> list[torch.Tensor]:
+    # a buffer's labels are tensors, an experience's ints: default_collate refuses the mix
+    return [torch.stack([torch.as_tensor(item[k]) for item in items]) for k in range(len(items[0]))]
+
+
+def _classes(dataset: Any) -> set[int]:
+    return {int(y) for y in dataset.targets}
+
+
+def current_experience_sample(dataset: Any, per_class: int) -> Any:
+    """A random subset of an Avalanche classification dataset with ``per_class`` items of each class (all of a
+    class that has fewer), drawn with torch's global generator so that a seeded run repeats it."""
+    by_class: dict[int, list[int]] = {}
+    for index, y in enumerate(dataset.targets):
+        by_class.setdefault(int(y), []).append(index)
+    chosen = [
+        indices[i] for _, indices in sorted(by_class.items()) for i in torch.randperm(len(indices))[:per_class].tolist()
+    ]
+    return dataset.subset(sorted(chosen))
 
 
 @dataclass(frozen=True)
@@ -120,6 +152,7 @@ class StrategySpec:
     needs_task_labels: bool = False  # its memory items must be (x, y, t)
     resumes: bool = True  # its state is all in the weights, the memory and the random state (see cl_nas.cl.resume)
     options: Mapping[str, Any] = field(default_factory=dict)  # its own settings and their defaults
+    version: int = 1  # bump when a change makes its earlier runs incomparable: their run folders are not resumed
 
 
 STRATEGIES: Registry[StrategySpec] = Registry("strategy")
@@ -151,7 +184,8 @@ def _replay(r: Recipe) -> SupervisedTemplate:
     return Naive(**r.arguments(r.replay_plugin()))
 
 
-@register_strategy("er-ace", memory=True, needs_task_labels=True, options={"batch_size_mem": None})
+# version 2: the replayed batches hold a sample of the current experience, as Avalanche's do
+@register_strategy("er-ace", memory=True, needs_task_labels=True, options={"batch_size_mem": None}, version=2)
 def _er_ace(r: Recipe) -> SupervisedTemplate:
     batch_size_mem = r.options["batch_size_mem"] or r.config.batch_size  # None: as many as ReplayPlugin draws
     return ERACE(**r.arguments(storage_policy=r.memory, batch_size_mem=batch_size_mem))
