@@ -96,4 +96,8 @@ def test_workers_sharing_a_sqlite_file_never_run_a_trial_twice(tmp_path):
     assert [w.returncode for w in workers] == [0] * 4, outputs
     assert sum(int(out.strip().splitlines()[-1]) for out in outputs) == 40  # each slot run by exactly one worker
     trials = optuna.load_study(study_name="race", storage=url).get_trials()
-    assert len(trials) == 40 and {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+    slotted = [t for t in trials if "slot" in t.user_attrs]
+    assert sorted(t.user_attrs["slot"] for t in slotted) == list(range(40))
+    assert {t.state for t in slotted} == {optuna.trial.TrialState.COMPLETE}
+    # a worker that saw the last queued trial just before another took it makes a surplus trial, which fails
+    assert all(t.state == optuna.trial.TrialState.FAIL and t.user_attrs["surplus"] for t in trials if t not in slotted)

@@ -202,21 +202,31 @@ def run_worker(
     callbacks: Sequence[TrialCallback] = (),
     on_wait: Callable[[int], None] | None = None,
 ) -> int:
-    """Run queued trials of ``study`` until none is waiting or running; return how many trials this worker ran.
+    """Run queued trials of ``study`` until none is waiting or running; return how many slots this worker ran.
 
     ``max_trials`` stops this worker early (the rest stay queued). While only other workers'
     trials are running it polls every ``poll_seconds`` (calling ``on_wait(n_running)`` once per
-    wait), because a worker that dies leaves its trial to be retried by the survivors.
+    wait), because a worker that dies leaves its trial to be retried by the survivors. A surplus
+    trial (another worker took the last queued trial between this one's look and its pick) is not counted.
     """
     wrapped = _slot_objective(study, objective)
     if not any(isinstance(f, _ReasonOnly) for f in _TRIAL_LOG.filters):
         _TRIAL_LOG.addFilter(_ReasonOnly())
+    surplus: list[int] = []
+
+    def note_surplus(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.user_attrs.get("surplus"):
+            surplus.append(trial.number)
+
     ran, waiting_reported = 0, False
     while max_trials is None or ran < max_trials:
         pending = _pending(study)
         if pending[TrialState.WAITING]:
-            study.optimize(wrapped, n_trials=1, catch=(InfeasibleArchitecture, SurplusTrial), callbacks=callbacks)
-            ran, waiting_reported = ran + 1, False
+            before = len(surplus)
+            study.optimize(
+                wrapped, n_trials=1, catch=(InfeasibleArchitecture, SurplusTrial), callbacks=[*callbacks, note_surplus]
+            )
+            ran, waiting_reported = ran + (len(surplus) == before), False
         elif pending[TrialState.RUNNING]:
             if on_wait is not None and not waiting_reported:
                 on_wait(pending[TrialState.RUNNING])
