@@ -77,7 +77,7 @@ class ERACE(ER_ACE):
         memory = self.storage_policy.buffer
         self.replay_loader = None
         if len(memory):
-            per_class = max(1, len(memory) // len(_classes(memory)))
+            per_class = max(1, len(memory) // len(memory.targets.uniques))
             replayed = ConcatDataset([memory, current_experience_sample(self.experience.dataset, per_class)])
             size = min(self.batch_size_mem, len(replayed))
             self.replay_loader = cycle(
@@ -95,16 +95,10 @@ def _stack_items(items: list[tuple]) -> list[torch.Tensor]:
     return [torch.stack([torch.as_tensor(item[k]) for item in items]) for k in range(len(items[0]))]
 
 
-def _classes(dataset: Any) -> set[int]:
-    return {int(y) for y in dataset.targets}
-
-
 def current_experience_sample(dataset: Any, per_class: int) -> Any:
     """A random subset of an Avalanche classification dataset with ``per_class`` items of each class (all of a
     class that has fewer), drawn with torch's global generator so that a seeded run repeats it."""
-    by_class: dict[int, list[int]] = {}
-    for index, y in enumerate(dataset.targets):
-        by_class.setdefault(int(y), []).append(index)
+    by_class = dataset.targets.val_to_idx  # Avalanche's own class -> indices map, cached on the dataset
     chosen = [
         indices[i] for _, indices in sorted(by_class.items()) for i in torch.randperm(len(indices))[:per_class].tolist()
     ]

@@ -43,6 +43,7 @@ from cl_nas.nas.space import InfeasibleArchitecture
 
 SLOT = "slot"  # user attribute: the slot a trial fills
 WORKER = "worker"  # user attribute: host:pid of the worker that ran it
+SURPLUS = "surplus"  # user attribute: the trial filled no slot (another worker took the last queued one)
 READY = "queue"  # study user attribute, set once every slot is enqueued: {"slots": n, "fingerprint": ...}
 Objective = Callable[[optuna.Trial], float]
 TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
@@ -156,7 +157,7 @@ def _slot_objective(study: optuna.Study, objective: Objective) -> Objective:
     def run(trial: optuna.Trial) -> float:
         trial.set_user_attr(WORKER, worker)
         if SLOT not in trial.user_attrs:
-            trial.set_user_attr("surplus", True)
+            trial.set_user_attr(SURPLUS, True)
             raise SurplusTrial(
                 f"trial {trial.number} fills no slot: another worker took the last queued trial first (harmless)"
             )
@@ -212,21 +213,20 @@ def run_worker(
     wrapped = _slot_objective(study, objective)
     if not any(isinstance(f, _ReasonOnly) for f in _TRIAL_LOG.filters):
         _TRIAL_LOG.addFilter(_ReasonOnly())
-    surplus: list[int] = []
+    filled_slot = False
 
-    def note_surplus(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.user_attrs.get("surplus"):
-            surplus.append(trial.number)
+    def note_slot(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        nonlocal filled_slot
+        filled_slot = not trial.user_attrs.get(SURPLUS, False)
 
     ran, waiting_reported = 0, False
     while max_trials is None or ran < max_trials:
         pending = _pending(study)
         if pending[TrialState.WAITING]:
-            before = len(surplus)
             study.optimize(
-                wrapped, n_trials=1, catch=(InfeasibleArchitecture, SurplusTrial), callbacks=[*callbacks, note_surplus]
+                wrapped, n_trials=1, catch=(InfeasibleArchitecture, SurplusTrial), callbacks=[*callbacks, note_slot]
             )
-            ran, waiting_reported = ran + (len(surplus) == before), False
+            ran, waiting_reported = ran + filled_slot, False
         elif pending[TrialState.RUNNING]:
             if on_wait is not None and not waiting_reported:
                 on_wait(pending[TrialState.RUNNING])
