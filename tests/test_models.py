@@ -97,6 +97,11 @@ def test_bad_specs_are_rejected(spec, match):
         build_model(spec, 1, 10, (28, 28))
 
 
+def test_an_image_size_that_is_not_height_and_width_is_rejected_by_name():
+    with pytest.raises(ValueError, match=r"image_size is \(height, width\), e.g. \(28, 28\), not 28"):
+        build_model("convnet", 1, 10, 28)
+
+
 def test_lenet_rejects_images_too_small():
     with pytest.raises(ValueError, match="LeNet cannot process 8x8"):
         build_model("lenet", 1, 10, (8, 8))

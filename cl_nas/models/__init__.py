@@ -55,6 +55,8 @@ def model_spec_string(spec: ModelSpec) -> str:
 def build_model(spec: ModelSpec, channels: int, num_classes: int, image_size: tuple[int, int]) -> ClassifierNet:
     """Build a freshly initialised model; raises ``ValueError`` for an unknown or impossible spec."""
     name, params = parse_model_spec(spec)
+    if not (isinstance(image_size, (tuple, list)) and len(image_size) == 2):
+        raise ValueError(f"image_size is (height, width), e.g. (28, 28), not {image_size!r}")
     try:
         return MODELS.build(name, channels, num_classes, tuple(image_size), **params)
     except TypeError as err:
