@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,7 +25,7 @@ from tqdm.auto import tqdm
 
 from cl_nas.data import ImageDataset
 from cl_nas.models import ModelSpec, build_model
-from cl_nas.utils import mean_std, resolve_device
+from cl_nas.utils import atomic_write, load_torch_file, mean_std, resolve_device
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
 EpochCallback = Callable[[int, nn.Module], None]
@@ -92,6 +95,37 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 def sgd(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
     """The protocol's optimizer for ``model`` (SGD with ``config``'s lr, momentum and weight decay)."""
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+class EpochCheckpoint:
+    """The state of one :func:`train_model` run after an epoch, in one file, so a killed run resumes and
+    repeats the uninterrupted one exactly: the model, its optimizer, the data-order ``generator`` and torch's
+    global random state (which draws the augmentations), plus ``progress``, a dict of the caller's own (epochs
+    done, scores, seconds). Read with ``weights_only``; written atomically, so a kill never leaves half a file.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator
+    ):
+        self.path, self.model, self.optimizer, self.generator = Path(path), model, optimizer, generator
+
+    def load(self) -> dict[str, Any] | None:
+        """Restore the saved state into the model, optimizer and generators and return its ``progress``;
+        None (and nothing restored) when there is no file."""
+        if not self.path.is_file():
+            return None
+        state = load_torch_file(self.path, "training checkpoint")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        if "rng" in state:  # files written before the global state was kept restore all but the augmentations
+            torch.set_rng_state(state["rng"])
+        return state["done"]
+
+    def save(self, progress: dict[str, Any]) -> None:
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "generator": self.generator.get_state(), "rng": torch.get_rng_state(), "done": progress}  # fmt: skip
+        atomic_write(self.path, lambda tmp: torch.save(state, tmp))
 
 
 def train_model(

@@ -1,12 +1,16 @@
 """Named evaluation protocols, DC's augmentation, teachers and teacher-logit labels (real digits runs)."""
 
+import _thread
+import threading
+import time
+
 import pytest
 import torch
 
 from cl_nas.augment import DEFAULT_STRATEGY, DCAugment
 from cl_nas.cli import main
 from cl_nas.condense import build_condenser
-from cl_nas.condense.teacher import TeacherRecipe, TeacherStore, teacher_logits
+from cl_nas.condense.teacher import TeacherRecipe, TeacherStore, teacher_logits, train_teacher
 from cl_nas.protocols import (
     TEACHER_LOGITS,
     evaluate_synthetic,
@@ -16,6 +20,7 @@ from cl_nas.protocols import (
 )
 from cl_nas.synthetic import SyntheticSet, SyntheticSetError
 from cl_nas.train import accuracy
+from cl_nas.utils import load_torch_file
 
 
 @pytest.mark.parametrize(
@@ -79,6 +84,34 @@ def digits_teacher(digits, tmp_path_factory, device):
         torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True)
     )
     return net, meta
+
+
+def test_an_interrupted_teacher_resumes_from_its_last_epoch_and_repeats_the_uninterrupted_run(digits, tmp_path):
+    # DSA draws its augmentations from torch's global random state, which the checkpoint must carry too
+    recipe = TeacherRecipe(model="convnet:depth=2,width=16", epochs=40, lr=0.05, augment="dsa")
+    whole, _ = train_teacher(digits.train, recipe, device="cpu")
+    store = TeacherStore(tmp_path)
+    partial = store.path(digits.train, recipe).with_name(store.path(digits.train, recipe).stem + ".partial.pt")
+
+    def interrupt_after_the_first_saved_epoch():
+        deadline = time.monotonic() + 120
+        while not partial.is_file() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        _thread.interrupt_main()  # what Ctrl-C does: a KeyboardInterrupt in the training loop
+
+    watcher = threading.Thread(target=interrupt_after_the_first_saved_epoch)
+    watcher.start()
+    with pytest.raises(KeyboardInterrupt):
+        store.get_or_train(digits.train, recipe, device="cpu")
+        time.sleep(60)  # reached only if the training ended before the interrupt came
+    watcher.join()
+    epochs_kept = load_torch_file(partial, "checkpoint")["done"]["epochs"]
+    assert 1 <= epochs_kept < recipe.epochs and not store.path(digits.train, recipe).is_file()
+
+    resumed, meta = store.get_or_train(digits.train, recipe, device="cpu")
+    assert not partial.exists() and meta["train_seconds"] > 0
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 
 def test_teacher_is_trained_once_and_labels_a_set(digits, digits_teacher, tmp_path):

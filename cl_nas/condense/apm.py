@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from typing import Any
 
 import torch
@@ -124,9 +123,10 @@ class APMCondenser(IterativeCondenser):
                     train_set, recipe, device=self.device, bf16=self.bf16, progress=self.progress
                 )
             else:
-                start = time.perf_counter()
-                net = train_teacher(train_set, recipe, device=self.device, bf16=self.bf16, progress=self.progress)
-                meta = describe(net, recipe, time.perf_counter() - start)
+                net, seconds = train_teacher(
+                    train_set, recipe, device=self.device, bf16=self.bf16, progress=self.progress
+                )
+                meta = describe(net, recipe, seconds)
             teachers.append(_frozen(net.to(self.device)))
             described.append(meta)
         return teachers, {"teachers": described}

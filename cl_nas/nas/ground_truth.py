@@ -48,8 +48,8 @@ from cl_nas.nas.proxy import full_data
 from cl_nas.nas.queue import QueueStatus, TrialCallback, fingerprint, open_queue, queue_status, run_worker
 from cl_nas.nas.search import make_pruner, make_sampler
 from cl_nas.nas.space import SearchSpace
-from cl_nas.train import TrainConfig, accuracy, sgd, train_model
-from cl_nas.utils import atomic_write, check_positive_int, load_torch_file, machine_description, mean_std
+from cl_nas.train import EpochCheckpoint, TrainConfig, accuracy, sgd, train_model
+from cl_nas.utils import check_positive_int, machine_description, mean_std
 
 DEFAULT_CHECKPOINTS = "runs/nas/checkpoints"
 SEED_PARAM = "train_seed"  # the slot's training seed, a fixed trial parameter beside the architecture's
@@ -175,13 +175,11 @@ class GroundTruthObjective(ArchitectureObjective):
         net = self.build(trial, seed).to(self.device)
         path = self.checkpoints / checkpoint_name(trial.user_attrs["arch"], seed)
         optimizer, generator = sgd(net, self.config), torch.Generator().manual_seed(seed)
+        saved = EpochCheckpoint(path, net, optimizer, generator)
         done: dict = {"scores": [], "train_seconds": 0.0, "eval_seconds": 0.0, "machines": []}
-        if path.is_file():
-            state = load_torch_file(path, "ground-truth checkpoint")
-            net.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
-            done = state["done"]
+        resumed = saved.load()
+        if resumed is not None:
+            done = resumed
             trial.set_user_attr("resumed_at_epoch", len(done["scores"]))
         done["machines"] = sorted({*done["machines"], machine_description()})
         for epoch, score in enumerate(done["scores"], start=1):
@@ -196,9 +194,7 @@ class GroundTruthObjective(ArchitectureObjective):
             done["eval_seconds"] += time.perf_counter() - trained
             done["scores"].append(score)
             trial.report(score, epoch + 1)
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "generator": generator.get_state(), "done": done}  # fmt: skip
-            atomic_write(path, lambda tmp: torch.save(state, tmp))
+            saved.save(done)
             mark = time.perf_counter()  # writing the checkpoint is neither training nor validation
 
         train_model(net, self.images, self.labels, self.config, device=self.device, generator=generator,
