@@ -30,7 +30,6 @@ A smoke test on the embedded digits in about a minute::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import math
 import sys
@@ -39,14 +38,10 @@ from pathlib import Path
 
 import cl_nas  # noqa: F401  (first: makes torchvision importable)
 from cl_nas.cli import run_reporting_errors
-from cl_nas.data import load_dataset
 from cl_nas.nas.command import configure_parser, settings_from_args
-from cl_nas.nas.cost import estimate_seconds, forward_flops, plan_seconds, time_epoch
 from cl_nas.nas.report import ProxyResult, proxy_means
-from cl_nas.nas.study import NASSettings, run_study
-from cl_nas.results import ResultsTable
-from cl_nas.train import TrainConfig
-from cl_nas.utils import machine_description, resolve_bf16
+from cl_nas.nas.study import ground_truth_cost, run_study
+from cl_nas.nas.tuning import Schedule, best_schedule, tune_schedule
 
 TARGETS = {
     "spearman": 0.8,
@@ -55,8 +50,6 @@ TARGETS = {
     "speedup": 20.0,
     "top1_regret": 0.5,
 }
-TUNING_COLUMNS = ["dataset", "proxy", "ipc", "epochs", "lr", "augment", "n_arch", "seeds", "spearman", "kendall",
-                  "top1_regret", "ground_truth", "machine"]  # fmt: skip
 
 
 def target_checks(results: Sequence[ProxyResult]) -> str:
@@ -91,73 +84,33 @@ def target_checks(results: Sequence[ProxyResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def tuning_settings(settings: NASSettings, archs: int) -> NASSettings:
-    """The study on the tuning sample: the ``archs`` architectures after the evaluation sample, their own
-    ground truth at the evaluation fidelity without screening, the main proxy alone, reported under
-    ``<out>/tuning/<schedule>``."""
-    return dataclasses.replace(
-        settings, arch_offset=settings.arch_offset + settings.gt_archs, gt_archs=archs, trials=archs, gt_rungs=(),
-        controls=(), scores_from=(), out=str(Path(settings.out) / "tuning"),
-    )  # fmt: skip
-
-
 def tune(args: argparse.Namespace) -> int:
     """Score every proxy schedule of the tuning grid on the tuning sample; print the best as flags."""
-    base = tuning_settings(settings_from_args(args), args.tune_archs)
-    table = ResultsTable(Path(args.out) / "nas_tuning.csv", TUNING_COLUMNS, TUNING_COLUMNS[:6])
-    scored = []
-    for epochs, lr, augment in itertools.product(args.tune_epochs, args.tune_lr, args.tune_augment):
-        out = Path(base.out) / f"e{epochs}-lr{lr:g}-{augment}"
-        settings = dataclasses.replace(base, epochs=epochs, lr=lr, augment=augment, out=str(out))
-        results = run_study(settings)
-        if not results:
-            print("no ground truth on the tuning sample yet: rerun with --ground-truth")
-            return 1
-        main = [r for r in results if r.run.name == settings.proxy]
-        rho = proxy_means(main)[settings.proxy]
-        scored.append((rho["spearman"], epochs, lr, augment))
-        table.append({
-            "dataset": settings.dataset, "proxy": settings.proxy, "ipc": settings.ipc, "epochs": epochs, "lr": lr,
-            "augment": augment, "n_arch": main[0].correlation.n_arch, "seeds": len(main),
-            "spearman": round(rho["spearman"], 4), "kendall": round(rho["kendall"], 4),
-            "top1_regret": round(rho["top1_regret"], 2), "ground_truth": settings.ground_truth_config.describe(),
-            "machine": main[0].run.machine,
-        })  # fmt: skip
-    rho, epochs, lr, augment = max(scored, key=lambda s: (s[0], -s[1]))  # ties: the cheaper schedule
-    print(f"\ntuned on {base.gt_archs} architectures after the first {base.arch_offset} (none of the evaluation "
-          f"sample): Spearman {rho:.3f} with --epochs {epochs} --lr {lr:g} --augment {augment}")  # fmt: skip
+    settings = settings_from_args(args)
+    grid = [Schedule(*point) for point in itertools.product(args.tune_epochs, args.tune_lr, args.tune_augment)]
+    scores = tune_schedule(settings, args.tune_archs, grid)
+    if scores is None:
+        print("no ground truth on the tuning sample yet: rerun with --ground-truth")
+        return 1
+    best = best_schedule(scores)
+    print(f"\ntuned on {args.tune_archs} architectures after the first {settings.arch_offset + settings.gt_archs} "
+          f"(none of the evaluation sample): Spearman {best.spearman:.3f} with {best.schedule.flags()}")  # fmt: skip
     return 0
 
 
 def estimate_cost(args: argparse.Namespace) -> int:
-    """Time the cheapest and the costliest architecture of the ground-truth sample for one epoch each and
-    print the estimated training time of every stage of the ground truth these flags describe."""
-    s = settings_from_args(args)
-    splits = load_dataset(s.dataset, s.data_root)
-    info, space, config = splits.info, s.search_space(), s.ground_truth_config
-    sample = space.sample(config.arch_offset + config.n_arch, config.arch_seed, info.channels, info.image_size)
-    specs = [space.spec(p) for p in sample[config.arch_offset :]]
-    flops = [forward_flops(spec, info) for spec in specs]
-    cheapest, costliest = min(range(len(specs)), key=flops.__getitem__), max(range(len(specs)), key=flops.__getitem__)
-    bf16 = resolve_bf16(s.bf16, s.device)
-    protocol = TrainConfig(epochs=1, bf16=bf16)
-    timed = []
-    for index in (cheapest, costliest):
-        measured = time_epoch(
-            specs[index], splits.train, budget_seconds=args.time_budget, device=s.device, config=protocol
-        )
-        timed.append(measured)
-        print(f"{space.spec_string(sample[config.arch_offset + index])}: {measured.flops / 1e6:.1f} MFLOP forward, "
-              f"{measured.seconds:.1f} s per epoch ({measured.batches} batches timed)", flush=True)  # fmt: skip
-    seconds = estimate_seconds(flops, *timed)
-    print(f"\nground truth: {config.describe()}\non {machine_description()}, bf16 {bf16}:")
-    total_worst = total_typical = 0.0
-    for stage in plan_seconds(config.fidelities(), seconds):
-        total_worst, total_typical = total_worst + stage.worst, total_typical + stage.typical
+    """Print what the ground truth these flags describe would cost here, stage by stage."""
+    settings = settings_from_args(args)
+    cost = ground_truth_cost(settings, args.time_budget)
+    for timed in cost.timed:
+        print(f"{timed.arch}: {timed.flops / 1e6:.1f} MFLOP forward, {timed.seconds:.1f} s per epoch "
+              f"({timed.batches} batches timed)")  # fmt: skip
+    print(f"\nground truth: {settings.ground_truth_config.describe()}\non {cost.machine}, bf16 {cost.bf16}:")
+    for stage in cost.stages:
         print(f"  {stage.archs} architectures x {stage.epochs} epochs x {stage.seeds} seeds: "
               f"{stage.typical / 3600:.2f} h if the survivors cost the mean, {stage.worst / 3600:.2f} h if they are "
               "the most expensive")  # fmt: skip
-    print(f"  total: {total_typical / 3600:.2f} to {total_worst / 3600:.2f} hours of one worker")
+    print(f"  total: {cost.typical / 3600:.2f} to {cost.worst / 3600:.2f} hours of one worker")
     return 0
 
 

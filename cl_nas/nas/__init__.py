@@ -5,7 +5,8 @@ the Optuna objective (:mod:`.objective`), a study as a fault-tolerant work queue
 proxy searches and the full-data ground truth (:mod:`.search`, :mod:`.ground_truth`), the zero-cost
 control (:mod:`.zero_cost`), training costs (:mod:`.cost`), storages (:mod:`.storage`), rank statistics
 (:mod:`.correlation`), the report (:mod:`.report`), a whole study
-(:mod:`.study`: :class:`NASSettings` and :func:`run_study`) and the ``cl-nas nas`` command (:mod:`.command`).
+(:mod:`.study`: :class:`NASSettings` and :func:`run_study`), the proxy schedule tuned on a disjoint
+sample (:mod:`.tuning`) and the ``cl-nas nas`` command (:mod:`.command`).
 """
 
 from cl_nas.nas.correlation import Correlation, correlate

@@ -3,7 +3,8 @@
 The ground truth orders its slots by :func:`forward_flops` (the longest first), and
 :func:`estimate_seconds` turns two measured epoch times (:func:`time_epoch`, one small and one large
 architecture) into the cost of every architecture by a straight line through them in FLOPs: the time
-of a batch is a fixed overhead plus a part proportional to the arithmetic.
+of a batch is a fixed overhead plus a part proportional to the arithmetic. :func:`estimate_cost` does
+all of it for a sample of architectures and the stages of a ground truth.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from cl_nas.data import DatasetInfo, ImageDataset
 from cl_nas.models import ModelSpec, build_model
 from cl_nas.train import TrainConfig, train_model
-from cl_nas.utils import resolve_device
+from cl_nas.utils import machine_description, resolve_device
 
 
 def forward_flops(spec: ModelSpec, info: DatasetInfo) -> int:
@@ -103,3 +104,47 @@ def plan_seconds(fidelities: Sequence[tuple[int, int, int]], epoch_seconds: Sequ
         StageCost(n, epochs, seeds, sum(ordered[:n]) * epochs * seeds, mean * n * epochs * seeds)
         for n, epochs, seeds in fidelities
     ]
+
+
+@dataclass(frozen=True)
+class GroundTruthCost:
+    """The estimated training time of a ground truth on this machine: the two architectures timed (the
+    cheapest and the costliest of the sample by FLOPs) and every stage's :class:`StageCost`."""
+
+    timed: tuple[EpochTime, EpochTime]
+    stages: tuple[StageCost, ...]
+    machine: str
+    bf16: bool
+
+    @property
+    def typical(self) -> float:
+        """Total seconds of one worker if every stage's survivors cost the sample's mean."""
+        return sum(stage.typical for stage in self.stages)
+
+    @property
+    def worst(self) -> float:
+        """Total seconds of one worker if every stage's survivors are the sample's most expensive."""
+        return sum(stage.worst for stage in self.stages)
+
+
+def estimate_cost(
+    specs: Sequence[ModelSpec],
+    train: ImageDataset,
+    fidelities: Sequence[tuple[int, int, int]],
+    *,
+    budget_seconds: float = 60.0,
+    bf16: bool = False,
+    device: str | torch.device = "auto",
+) -> GroundTruthCost:
+    """Time one epoch on ``train`` of the cheapest and of the costliest of ``specs`` (at most about
+    ``budget_seconds`` each) and estimate the stages ``(archs, epochs, seeds)`` of ``fidelities`` from every
+    spec's FLOPs; trains nothing else."""
+    flops = [forward_flops(spec, train.info) for spec in specs]
+    cheapest, costliest = min(range(len(specs)), key=flops.__getitem__), max(range(len(specs)), key=flops.__getitem__)
+    config = TrainConfig(epochs=1, bf16=bf16)
+    small, large = (
+        time_epoch(specs[i], train, budget_seconds=budget_seconds, config=config, device=device)
+        for i in (cheapest, costliest)
+    )
+    stages = plan_seconds(fidelities, estimate_seconds(flops, small, large))
+    return GroundTruthCost((small, large), tuple(stages), machine_description(), bf16)

@@ -41,13 +41,13 @@ import torch
 from optuna.trial import TrialState
 from torch import nn
 
-from cl_nas.data import DatasetSplits
+from cl_nas.data import DatasetInfo, DatasetSplits
 from cl_nas.nas.cost import forward_flops
 from cl_nas.nas.objective import ArchitectureObjective, ArchScore, record_cost
 from cl_nas.nas.proxy import full_data
 from cl_nas.nas.queue import QueueStatus, TrialCallback, fingerprint, open_queue, queue_status, run_worker
 from cl_nas.nas.search import make_pruner, make_sampler
-from cl_nas.nas.space import SearchSpace
+from cl_nas.nas.space import Params, SearchSpace
 from cl_nas.train import EpochCheckpoint, TrainConfig, accuracy, sgd, train_model
 from cl_nas.utils import check_positive_int, machine_description, mean_std
 
@@ -126,6 +126,12 @@ class GroundTruthConfig:
             raise ValueError(
                 f"the full fidelity ({self.epochs} epochs x {len(self.seeds)} seeds) must exceed the last rung's"
             )
+
+    def sample(self, space: SearchSpace, info: DatasetInfo) -> dict[str, Params]:
+        """The ground truth's architectures, by spec string: the ``n_arch`` after the first ``arch_offset`` of
+        ``space``'s shuffle with ``arch_seed``, among those that fit ``info``'s images."""
+        drawn = space.sample(self.arch_offset + self.n_arch, self.arch_seed, info.channels, info.image_size)
+        return {space.spec_string(p): p for p in drawn[self.arch_offset :]}
 
     def fidelities(self) -> list[tuple[int, int, int]]:
         """``(architectures, epochs, seeds)`` of every stage, the screening rungs first."""
@@ -253,9 +259,7 @@ class GroundTruth:
         bf16: bool = False,
         device: str | torch.device = "auto",
     ):
-        info = splits.info
-        sample = space.sample(config.arch_offset + config.n_arch, config.arch_seed, info.channels, info.image_size)
-        self.sample = {space.spec_string(p): p for p in sample[config.arch_offset :]}
+        self.sample = config.sample(space, splits.info)
         self.storage, self.space, self.splits, self.config = storage, space, splits, config
         self.checkpoint_dir, self.bf16, self.device = Path(checkpoint_dir), bf16, device
         self._flops: dict[str, int] = {}

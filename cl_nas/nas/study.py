@@ -48,6 +48,7 @@ import optuna
 from cl_nas.augment import resolve_strategy
 from cl_nas.condense import SyntheticCache
 from cl_nas.data import DatasetInfo, canonical_name, load_dataset
+from cl_nas.nas.cost import GroundTruthCost, estimate_cost
 from cl_nas.nas.ground_truth import (
     DEFAULT_CHECKPOINTS,
     GroundTruth,
@@ -280,6 +281,18 @@ def run_study(settings: NASSettings) -> list[ProxyResult]:
     return _report(Path(s.out), s.dataset, truth, runs)
 
 
+def ground_truth_cost(settings: NASSettings, budget_seconds: float = 60.0) -> GroundTruthCost:
+    """What the ground truth of ``settings`` would cost here, stage by stage (:func:`cl_nas.nas.cost.estimate_cost`:
+    one epoch of its cheapest and its costliest architecture timed, at most ``budget_seconds`` each)."""
+    s = settings
+    splits = load_dataset(s.dataset, s.data_root)
+    config = s.ground_truth_config
+    specs = list(config.sample(s.search_space(), splits.info))
+    bf16 = resolve_bf16(s.bf16, s.device)
+    return estimate_cost(specs, splits.train, config.fidelities(), budget_seconds=budget_seconds, bf16=bf16,
+                         device=s.device)  # fmt: skip
+
+
 def work_ground_truth(ground_truth: GroundTruth) -> None:
     """Work on the ground truth until every stage is done, printing each stage and each finished slot."""
 
@@ -327,14 +340,13 @@ def recorded_scores(
                     f"{len(truth)} architectures of the ground truth in {source}: it cannot be compared with it"
                 )
             runs.append(run)
-    drawn = space.sample(s.arch_offset + s.gt_archs, s.arch_seed, info.channels, info.image_size)[s.arch_offset :]
-    if set(truth) != {space.spec_string(p) for p in drawn}:
+    config = s.ground_truth_config
+    if set(truth) != set(config.sample(space, info)):
         raise ValueError(
             f"the ground truth in {source} covers {len(truth)} architectures, not the {s.gt_archs} "
             f"that --gt-archs {s.gt_archs} --arch-seed {s.arch_seed} --arch-offset {s.arch_offset} draw from this "
             "space: give the flags it was made with"
         )
-    config = s.ground_truth_config
     found = sorted(collections.Counter(score.fidelity for score in truth.values()).items(), reverse=True)
     stages = [((e, n), size) for size, e, n in config.fidelities()]
     expected = sorted(((f, a - b) for (f, a), (_, b) in zip(stages, [*stages[1:], ((0, 0), 0)], strict=True)),
