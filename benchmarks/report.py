@@ -108,6 +108,13 @@ def options(command: str, method: str) -> str:
     return ", ".join(mine) or "defaults"
 
 
+def budget(config: object) -> str:
+    """A learned set's condensation budget from its ``config`` cell (iterations, real images per class per
+    step); "–" for a selection (random subsets) or a row that was not run."""
+    settings = json.loads(config) if isinstance(config, str) and config else {}
+    return ", ".join(f"{k}={settings[k]}" for k in ("iterations", "batch_real") if k in settings) or "–"
+
+
 # ---- condensation
 
 
@@ -151,7 +158,8 @@ def parity(results: Path) -> str:
     ours = ours[(ours.model == "convnet") & ours.labels.fillna("hard").eq("hard")]
     # every evaluation of every condensation seed (random: every subset) pooled, as the papers pool theirs
     ours["runs"] = ours.accuracies.map(lambda cell: [float(a) for a in str(cell).split()])
-    ours = ours.groupby(["method", "dataset", "ipc", "protocol"], as_index=False).agg(
+    ours["config"] = ours.config.fillna("{}")  # one row per condensation budget: never pool two budgets
+    ours = ours.groupby(["method", "dataset", "ipc", "protocol", "config"], as_index=False).agg(
         runs=("runs", "sum"), seeds=("seed", "nunique")
     )
     ours["acc_mean"], ours["acc_std"] = zip(*ours.runs.map(mean_std), strict=True)
@@ -160,7 +168,7 @@ def parity(results: Path) -> str:
     rows = ordered(rows.sort_values(["dataset", "ipc"], kind="stable"), ["method", "dataset"])
     return markdown(pd.DataFrame({
         "method": rows.method, "dataset": rows.dataset, "ipc": rows.ipc, "protocol": rows.protocol,
-        "ours": cells(rows.acc_mean, rows.acc_std), "seeds × models": [
+        "budget": rows.config.map(budget), "ours": cells(rows.acc_mean, rows.acc_std), "seeds × models": [
             "" if pd.isna(k) else f"{int(k)} × {len(r) // int(k)}" for k, r in zip(rows.seeds, rows.runs, strict=True)
         ],
         "paper": cells(rows.acc_mean_paper, rows.acc_std_paper),
