@@ -14,8 +14,12 @@ orders, then 5), the row over the most orders is used.
 
 from __future__ import annotations
 
+import statistics
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -34,6 +38,50 @@ def one_row_per_case(cl: pd.DataFrame) -> pd.DataFrame:
     the row over the most orders."""
     most_orders = cl.sort_values("n_orders", kind="stable").drop_duplicates(CASE, keep="last").index
     return cl.loc[sorted(most_orders)]
+
+
+def final_per_order(row: Mapping[str, Any]) -> list[float] | None:
+    """A row's final accuracy per class order (order ``k`` first drawn from seed ``k``); None for rows recorded
+    before the table kept them."""
+    cell = row.get("final_acc_per_order")
+    return [float(a) for a in cell.split()] if isinstance(cell, str) and cell.strip() else None
+
+
+@dataclass(frozen=True)
+class Margin:
+    """A buffer's final accuracy minus herding's: on the class orders both ran (``orders`` of them), or, where
+    that cannot be told (rows recorded without per-order accuracies), on their means over ``buffer_orders``
+    and ``herding_orders`` orders (``orders`` None)."""
+
+    difference: float
+    buffer_acc: float
+    herding_acc: float
+    orders: int | None
+    buffer_orders: int
+    herding_orders: int
+
+
+def margin_over_herding(row: Mapping[str, Any], herding: pd.DataFrame) -> Margin | None:
+    """``row``'s margin over the herding rows of its case (``herding``: every recorded row, any number of
+    orders): herding's row over as many orders, else the orders the two share (0 to k - 1) where both rows
+    record them, else the two rows over the most orders, their means compared as they are."""
+    if herding.empty:
+        return None
+    n = int(row["n_orders"])
+    same = herding[herding.n_orders == n]
+    if not same.empty:
+        h = same.iloc[-1]
+        return Margin(row["final_acc_mean"] - h.final_acc_mean, row["final_acc_mean"], h.final_acc_mean, n, n, n)
+    mine = final_per_order(row)
+    for h in herding.sort_values("n_orders", ascending=False).to_dict("records"):
+        theirs = final_per_order(h)
+        if mine and theirs:
+            k = min(len(mine), len(theirs))
+            a, b = statistics.fmean(mine[:k]), statistics.fmean(theirs[:k])
+            return Margin(a - b, a, b, k, n, int(h["n_orders"]))
+    h = herding.sort_values("n_orders", kind="stable").iloc[-1]
+    return Margin(row["final_acc_mean"] - h.final_acc_mean, row["final_acc_mean"], h.final_acc_mean, None, n,
+                  int(h.n_orders))  # fmt: skip
 
 
 def offline_accuracy(results: Path, mem_per_class: int, protocol: str) -> pd.Series:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
-from cl_analysis import OFFLINE_NAME, margins, one_row_per_case
+from cl_analysis import OFFLINE_NAME, Margin, margin_over_herding, margins, one_row_per_case
 
 from cl_nas.cl.buffers import parse_buffer
 from cl_nas.cl.scenarios import benchmark_spec
@@ -302,22 +302,39 @@ def cl(results: Path) -> str:
 
 
 def cl_margins(results: Path) -> str:
-    """Each fp32 condensed buffer's final accuracy minus herding's, per benchmark and strategy."""
+    """Each fp32 condensed buffer's final accuracy minus herding's, per benchmark, strategy and memory, on the
+    class orders both ran (:func:`cl_analysis.margin_over_herding`)."""
+    every = pd.read_csv(results / "cl.csv")
+    every = every[every.augment.isna()]
     frame = cl_rows(results)
     fp32 = frame.buffer.map(lambda b: parse_buffer(b).precision == "fp32")
     frame = frame[fp32 & frame.augment.isna() & frame.strategy.isin(["replay", "gdumb", "er-ace"])]
-    wide = frame.pivot_table(
-        index=["benchmark", "strategy"], columns="buffer", values="final_acc_mean", aggfunc="last", sort=False
-    )
-    table = pd.DataFrame({
-        "benchmark": wide.index.get_level_values(0), "strategy": wide.index.get_level_values(1).map(
-            lambda s: COLUMN_NAME.get(s, s)), "herding": wide.herding.map(pm).to_numpy(),
-    })  # fmt: skip
-    for buffer in [b for b in wide.columns if b not in BASELINE_BUFFERS]:
-        diff = wide[buffer] - wide.herding
-        table[f"{buffer} − herding"] = [pm(d) if math.isnan(a) else f"{d:+.2f} ({a:.2f})" for d, a in
-                                        zip(diff, wide[buffer], strict=True)]  # fmt: skip
-    return markdown(table)
+    case = ["benchmark", "strategy", "mem_per_class"]
+    condensed = [b for b in dict.fromkeys(frame.buffer) if b not in BASELINE_BUFFERS]
+    rows = []
+    for (benchmark, strategy, mem), group in frame.groupby(case, sort=False):
+        herding = every[(every.benchmark == benchmark) & (every.strategy == strategy)
+                        & (every.mem_per_class == mem) & (every.buffer == "herding")]  # fmt: skip
+        own = group[group.buffer == "herding"]
+        shown = f"{own.final_acc_mean.iloc[0]:.2f} ({own.n_orders.iloc[0]})" if len(own) else "–"
+        row = {"benchmark": benchmark, "strategy": COLUMN_NAME.get(strategy, strategy), "mem/class": mem,
+               "herding": shown}  # fmt: skip
+        for buffer in condensed:
+            mine = group[group.buffer == buffer]
+            margin = margin_over_herding(mine.iloc[0].to_dict(), herding) if len(mine) else None
+            row[f"{buffer} − herding"] = margin_cell(margin)
+        rows.append(row)
+    return markdown(pd.DataFrame(rows))
+
+
+def margin_cell(margin: Margin | None) -> str:
+    """``+d (buffer vs herding, k orders)``; where the orders cannot be matched, each side's count."""
+    if margin is None:
+        return "–"
+    if margin.orders is not None:
+        return f"{margin.difference:+.2f} ({margin.buffer_acc:.2f} vs {margin.herding_acc:.2f}, {margin.orders})"
+    return (f"{margin.difference:+.2f} ({margin.buffer_acc:.2f} over {margin.buffer_orders} vs "
+            f"{margin.herding_acc:.2f} over {margin.herding_orders})")  # fmt: skip
 
 
 def cl_ablation(results: Path) -> str:

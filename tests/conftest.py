@@ -66,6 +66,7 @@ def load_benchmark() -> Callable[[str], object]:
     def load(script: str):
         spec = importlib.util.spec_from_file_location(Path(script).stem, BENCHMARKS / script)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # as an import does: dataclasses look their module up there
         spec.loader.exec_module(module)
         return module
 

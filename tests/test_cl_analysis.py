@@ -38,3 +38,19 @@ def test_margins_over_herding_side_by_side_with_offline_condensation(tmp_path, c
     assert (best.iteration, best.eval_epochs, best.dm_minus_herding) == (4000, 1000, pytest.approx(5.0))
     module.main(tmp_path)
     assert "offline ceiling" in capsys.readouterr().out
+
+
+def test_a_margin_over_herding_compares_the_class_orders_both_ran(load_benchmark):
+    module = load_benchmark("cl_analysis.py")
+    herding = pd.DataFrame([
+        {"n_orders": 3, "final_acc_mean": 77.5, "final_acc_per_order": None},  # recorded before per-order finals
+        {"n_orders": 5, "final_acc_mean": 76.8, "final_acc_per_order": "78 77 76 76 77"},
+    ])  # fmt: skip
+    same = module.margin_over_herding({"n_orders": 3, "final_acc_mean": 80.0}, herding)
+    assert (same.difference, same.herding_acc, same.orders) == (pytest.approx(2.5), 77.5, 3)  # herding's 3-order row
+    four = {"n_orders": 4, "final_acc_mean": 80.0, "final_acc_per_order": "80 81 79 80"}
+    shared = module.margin_over_herding(four, herding)
+    assert (shared.orders, shared.herding_acc, shared.difference) == (4, pytest.approx(76.75), pytest.approx(3.25))
+    unknown = module.margin_over_herding({"n_orders": 4, "final_acc_mean": 80.0}, herding)
+    assert unknown.orders is None and (unknown.herding_orders, unknown.herding_acc) == (5, 76.8)
+    assert module.margin_over_herding(four, herding.iloc[:0]) is None

@@ -243,6 +243,15 @@ def test_command_runs_a_study_prints_its_table_and_plots(tmp_path, capsys):
         assert png.size == (1100, 418)  # replay and gdumb panels side by side, 5 x 3.8 inches each at 110 dpi
     frame = pd.read_csv(tmp_path / "cl.csv")
     assert len(frame) == 5 and set(frame.n_orders) == {2}
+    for row in frame.itertuples():  # each order's final accuracy, in order, as its run recorded it
+        finals = [float(a) for a in row.final_acc_per_order.split()]
+        recorded = [
+            json.loads(p.read_text())["final_acc"]
+            for p in sorted(tmp_path.glob(f"runs/split-digits/*-{row.config_id}/order*/result.json"))
+        ]
+        assert finals == pytest.approx(recorded, abs=0.005) and sum(finals) / 2 == pytest.approx(
+            row.final_acc_mean, abs=0.01
+        )
     uint8, fp32 = frame[frame.buffer == "dm@uint8"].iloc[0], frame[frame.buffer == "dm"].iloc[0]
     assert uint8.mem_bytes == fp32.mem_bytes == 2 * 10 * (64 * 4 + 1)  # 2 fp32 exemplars (image, label) per class
     # same bytes: 79 uint8 exemplars (4x 20, less what their labels take), 7 per class at the end

@@ -62,7 +62,7 @@ COLUMNS = [
     "benchmark", "strategy", "buffer", "mem_per_class", "n_orders", "final_acc_mean", "final_acc_std",
     "avg_incremental_acc", "forgetting", "condense_seconds", "train_seconds", "machine",
     "avg_incremental_acc_std", "forgetting_std", "acc_per_experience", "budget", "mem_bytes", "memory_images",
-    "model", "epochs", "augment", "config_id", "command", "bwt", "ram_mb",
+    "model", "epochs", "augment", "config_id", "command", "bwt", "ram_mb", "final_acc_per_order",
 ]  # fmt: skip
 KEY = ["benchmark", "strategy", "buffer", "mem_per_class", "n_orders", "config_id"]
 
@@ -230,8 +230,9 @@ def run_order(
 def aggregate(
     plan: CasePlan, settings: CLSettings, summaries: Sequence[dict[str, Any]], *, command: str = ""
 ) -> dict[str, Any]:
-    """One table row: the runs of ``plan`` over its class orders, their mean and, in ``*_std``, the sample standard
-    deviation over orders (:func:`cl_nas.utils.mean_std`, ddof 1; 0 for one order); ``ram_mb`` is the peak."""
+    """One table row: the runs of ``plan`` over its class orders (in order, class order ``k`` from seed ``k``),
+    their mean and, in ``*_std``, the sample standard deviation over orders (:func:`cl_nas.utils.mean_std`, ddof 1;
+    0 for one order); ``ram_mb`` is the peak."""
     final = mean_std([s["final_acc"] for s in summaries])
     incremental = mean_std([s["avg_incremental_acc"] for s in summaries])
     forgetting = mean_std([s["forgetting"] for s in summaries])
@@ -250,6 +251,9 @@ def aggregate(
         "memory_images": summaries[0]["memory_images"], "model": plan.model,
         "epochs": plan.train.epochs, "augment": plan.augment or "", "config_id": plan.config_id, "command": command,
         "bwt": round(bwt[0], 2), "ram_mb": round(max(s["ram_mb"] for s in summaries)),
+        # class order k's final accuracy: margins between rows over different numbers of orders compare the
+        # orders they share
+        "final_acc_per_order": " ".join(f"{s['final_acc']:.2f}" for s in summaries),
     }  # fmt: skip
 
 
