@@ -92,23 +92,35 @@ def offline_accuracy(results: Path, mem_per_class: int, protocol: str) -> pd.Ser
     return offline.groupby(["dataset", "method", "model"]).acc_mean.mean()
 
 
+def herding_rows(cl: pd.DataFrame, row: Mapping[str, Any]) -> pd.DataFrame:
+    """Every herding row of ``row``'s benchmark, strategy and memory in ``cl`` (any number of class orders)."""
+    case = (cl.benchmark == row["benchmark"]) & (cl.strategy == row["strategy"])
+    return cl[case & (cl.mem_per_class == row["mem_per_class"]) & (cl.buffer == "herding")]
+
+
 def margins(results: Path, mem_per_class: int = 10, protocol: str = "fast") -> pd.DataFrame:
     """One row per benchmark and fp32 buffer: CL (GDumb-style) and offline accuracy, each minus herding's.
-    The offline figure is the same method's, evaluated on the CL learner's network under ``protocol``."""
-    cl = one_row_per_case(pd.read_csv(results / "cl.csv"))
+    The CL margin is :func:`margin_over_herding` (on the class orders both ran; ``cl_margin`` keeps it whole,
+    ``cl_orders`` is the buffer row's order count); the offline figure is the same method's, evaluated on the
+    CL learner's network under ``protocol``."""
+    every = pd.read_csv(results / "cl.csv")
+    every = every[every.augment.isna()]
+    cl = one_row_per_case(every)
     # fp32 buffers only: a reduced-precision one holds more images than the offline set it would be compared with
     full_precision = cl.buffer.map(lambda name: parse_buffer(name).precision == "fp32")
-    cl = cl[(cl.strategy == "gdumb") & (cl.mem_per_class == mem_per_class) & cl.augment.isna() & full_precision]
+    cl = cl[(cl.strategy == "gdumb") & (cl.mem_per_class == mem_per_class) & full_precision]
     offline = offline_accuracy(results, mem_per_class, protocol)
     rows = []
-    for r in cl.itertuples(index=False):
-        key = (benchmark_spec(r.benchmark).dataset, OFFLINE_NAME.get(r.buffer, r.buffer), r.model)
-        rows.append({"benchmark": r.benchmark, "buffer": r.buffer, "cl_acc": r.final_acc_mean,
+    for r in cl.to_dict("records"):
+        key = (benchmark_spec(r["benchmark"]).dataset, OFFLINE_NAME.get(r["buffer"], r["buffer"]), r["model"])
+        margin = margin_over_herding(r, herding_rows(every, r))
+        rows.append({"benchmark": r["benchmark"], "buffer": r["buffer"], "cl_acc": r["final_acc_mean"],
+                     "cl_orders": int(r["n_orders"]), "cl_margin": margin,
+                     "cl_minus_herding": margin.difference if margin else float("nan"),
                      "offline_acc": offline.get(key)})  # fmt: skip
     table = pd.DataFrame(rows)
-    for side in ("cl", "offline"):
-        herding = table[table.buffer == "herding"].set_index("benchmark")[f"{side}_acc"]
-        table[f"{side}_minus_herding"] = table[f"{side}_acc"] - table.benchmark.map(herding)
+    herding = table[table.buffer == "herding"].set_index("benchmark").offline_acc
+    table["offline_minus_herding"] = table.offline_acc - table.benchmark.map(herding)
     return table.round(2)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
-from cl_analysis import OFFLINE_NAME, Margin, margin_over_herding, margins, one_row_per_case
+from cl_analysis import OFFLINE_NAME, Margin, herding_rows, margin_over_herding, margins, one_row_per_case
 
 from cl_nas.cl.buffers import parse_buffer
 from cl_nas.cl.scenarios import benchmark_spec
@@ -210,9 +210,10 @@ def headline(results: Path) -> str:
     offline.columns = [f"{dataset} IPC {ipc}" for dataset, ipc in offline.columns]
     cl = margins(results)
     cl["method"] = cl.buffer.map(lambda b: OFFLINE_NAME.get(b, b))
-    cl = cl.pivot_table(index="method", columns="benchmark", values="cl_acc", aggfunc="last", sort=False)
-    cl.columns = [f"{benchmark} GDumb-style" for benchmark in cl.columns]
-    table = offline.join(cl.map(pm), how="outer").reset_index().fillna("–")
+    cl["cell"] = [f"{pm(acc)} ({orders})" for acc, orders in zip(cl.cl_acc, cl.cl_orders, strict=True)]
+    cl = cl.pivot_table(index="method", columns="benchmark", values="cell", aggfunc="last", sort=False)
+    cl.columns = [f"{benchmark} GDumb-style (orders)" for benchmark in cl.columns]
+    table = offline.join(cl, how="outer").reset_index().fillna("–")
     return caption(model, name) + markdown(ordered(table, ["method"]))
 
 
@@ -313,8 +314,7 @@ def cl_margins(results: Path) -> str:
     condensed = [b for b in dict.fromkeys(frame.buffer) if b not in BASELINE_BUFFERS]
     rows = []
     for (benchmark, strategy, mem), group in frame.groupby(case, sort=False):
-        herding = every[(every.benchmark == benchmark) & (every.strategy == strategy)
-                        & (every.mem_per_class == mem) & (every.buffer == "herding")]  # fmt: skip
+        herding = herding_rows(every, {"benchmark": benchmark, "strategy": strategy, "mem_per_class": mem})
         own = group[group.buffer == "herding"]
         shown = f"{own.final_acc_mean.iloc[0]:.2f} ({own.n_orders.iloc[0]})" if len(own) else "–"
         row = {"benchmark": benchmark, "strategy": COLUMN_NAME.get(strategy, strategy), "mem/class": mem,
@@ -360,7 +360,7 @@ def cl_offline(results: Path) -> str:
     return markdown(pd.DataFrame({
         "benchmark": frame.benchmark, "buffer": frame.buffer, "GDumb-style final": frame.cl_acc.map(pm),
         "offline, IPC 10": frame.offline_acc.map(pm),
-        "GDumb-style − herding": frame.cl_minus_herding.map("{:+.2f}".format),
+        "GDumb-style − herding": frame.cl_margin.map(margin_cell),
         "offline − herding": frame.offline_minus_herding.map("{:+.2f}".format),
     }))  # fmt: skip
 

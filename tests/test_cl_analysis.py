@@ -14,6 +14,7 @@ def test_margins_over_herding_side_by_side_with_offline_condensation(tmp_path, c
             ("gdumb", "dm@uint8", 10, None, 99.0, 5),
         ]
     ]  # fmt: skip
+    cl[0]["final_acc_per_order"], cl[3]["final_acc_per_order"] = "79 78 77 76 75", "73 73 73"  # herding, class-bal.
     pd.DataFrame(cl).to_csv(tmp_path / "cl.csv", index=False)
     offline = [
         {"method": m, "dataset": "fashionmnist", "ipc": ipc, "model": model, "protocol": p, "acc_mean": acc}
@@ -34,6 +35,8 @@ def test_margins_over_herding_side_by_side_with_offline_condensation(tmp_path, c
     assert sorted(table.index) == ["class-balanced", "dm", "herding"]
     assert table.loc["dm", ["cl_minus_herding", "offline_minus_herding"]].tolist() == pytest.approx([3.5, 3.5])
     assert table.loc["class-balanced", "offline_acc"] == 75.0  # class-balanced is the offline random
+    # a 3-order row against herding's first 3 orders (78 on average), not its 5-order mean (77)
+    assert table.loc["class-balanced", ["cl_orders", "cl_minus_herding"]].tolist() == [3, pytest.approx(-5.0)]
     best = module.ceiling(tmp_path).iloc[0]
     assert (best.iteration, best.eval_epochs, best.dm_minus_herding) == (4000, 1000, pytest.approx(5.0))
     module.main(tmp_path)
