@@ -254,8 +254,9 @@ def curve_table(results: Path, name: str, index: list[str]) -> pd.DataFrame:
 
 
 def curve(results: Path) -> str:
-    table = curve_table(results, "condense_curve.csv", ["dataset", "method", "ipc", "lr_img", "batch_real"])
-    return markdown(ordered(table, ["dataset", "method"]))
+    index = ["dataset", "method", "ipc", "condense_model", "lr_img", "batch_real"]
+    table = curve_table(results, "condense_curve.csv", index).rename(columns={"condense_model": "network"})
+    return markdown(ordered(table, ["dataset", "method", "network"]))
 
 
 def sweep(results: Path) -> str:

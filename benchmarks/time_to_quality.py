@@ -42,7 +42,8 @@ COLUMNS = [
     "eval_augment", "seed", "machine", "config", "eval_seconds", "accuracies", "command", "condense_model", "protocol",
     "labels", "val_acc_mean",
 ]  # fmt: skip
-KEY = ["method", "dataset", "ipc", "seed", "config", "iteration", "protocol", "labels"]
+# condense_model too: rows condensed before the reference ConvNet became "convnet" record that name in config
+KEY = ["method", "dataset", "ipc", "seed", "config", "condense_model", "iteration", "protocol", "labels"]
 # the study's aim, drawn into its plot: the DM paper's IPC 10 accuracy within 15 minutes of condensation
 TIME_LIMIT_MINUTES = 15.0
 
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace, command: str) -> None:
     table = ResultsTable(args.out, COLUMNS, KEY)
     (model,) = evaluation.models  # the default only: the table has no model column
     key = dict(method=args.method, dataset=dataset, ipc=args.ipc, seed=args.seed, config=config)
+    key["condense_model"] = condenser.get_config()["model"]
     key.update(evaluation.key(dataset, model))
     if all(table.has(**key, iteration=it) for it in args.snapshots):
         print(f"every snapshot of this run is already in {args.out}")
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace, command: str) -> None:
             iteration = syn.meta.config["iterations"]
             if table.has(**key, iteration=iteration):
                 continue
-            row_key = {**key, "iteration": iteration, "condense_model": condenser.get_config()["model"]}
+            row_key = {**key, "iteration": iteration}
             evaluation.record(
                 table, row_key, syn, splits, model, command=command,
                 label=f"{dataset} {args.method} ipc={args.ipc} iteration {iteration}",
