@@ -97,11 +97,12 @@ def run(args: argparse.Namespace, command: str) -> None:
     condenser = build_condenser(args.method, device=args.device, snapshot_at=args.snapshots, **params)
     dataset = canonical_name(args.dataset)
     splits = load_dataset(dataset, args.data_root)
-    config = json.dumps(condenser.get_config(), sort_keys=True)
+    condenser_config = condenser.get_config()
     table = ResultsTable(args.out, COLUMNS, KEY)
     (model,) = evaluation.models  # the default only: the table has no model column
-    key = dict(method=args.method, dataset=dataset, ipc=args.ipc, seed=args.seed, config=config)
-    key["condense_model"] = condenser.get_config()["model"]
+    config = json.dumps(condenser_config, sort_keys=True)
+    key = dict(method=args.method, dataset=dataset, ipc=args.ipc, seed=args.seed, config=config,
+               condense_model=condenser_config["model"])  # fmt: skip
     key.update(evaluation.key(dataset, model))
     if all(table.has(**key, iteration=it) for it in args.snapshots):
         print(f"every snapshot of this run is already in {args.out}")
