@@ -262,20 +262,22 @@ def curve(results: Path) -> str:
 def sweep(results: Path) -> str:
     """The sweep's rows with their validation accuracy: a setting is selected on that column only (rows
     without one were measured before it was recorded, and select nothing)."""
-    table = curve_table(results, "condense_sweep.csv", ["dataset", "lr_img", "batch_real"])
+    index = ["dataset", "condense_model", "lr_img", "batch_real"]
+    table = curve_table(results, "condense_sweep.csv", index)
     frame = pd.read_csv(results / "condense_sweep.csv")
     if "val_acc_mean" not in frame.columns:
         frame["val_acc_mean"] = float("nan")
     config = frame.config.map(json.loads)
     val = {
-        (c["lr_img"], c["batch_real"], it): v
-        for c, it, v in zip(config, frame.iteration, frame.val_acc_mean, strict=True)
+        (network, c["lr_img"], c["batch_real"], it): v
+        for network, c, it, v in zip(frame.condense_model, config, frame.iteration, frame.val_acc_mean, strict=True)
     }
     table["validation"] = [
-        "" if pd.isna(v := val.get((lr, batch, it))) else f"{v:.2f}"
-        for lr, batch, it in zip(table.lr_img, table.batch_real, table.iterations, strict=True)
+        "" if pd.isna(v := val.get(key)) else f"{v:.2f}"
+        for key in zip(table.condense_model, table.lr_img, table.batch_real, table.iterations, strict=True)
     ]
-    return markdown(table.sort_values(["batch_real", "lr_img"], kind="stable"))
+    table = table.sort_values(["condense_model", "batch_real", "lr_img"], kind="stable")
+    return markdown(table.rename(columns={"condense_model": "network"}))
 
 
 # ---- continual learning
