@@ -152,9 +152,18 @@ def quality(results: Path) -> str:
 
 
 def parity(results: Path) -> str:
-    """Our rows under a paper's own protocol and the reference ConvNet, beside that paper's figure
-    (``paper_reference.csv``): the difference is ours minus the paper's."""
-    ours = pd.read_csv(results / "condense_quality.csv")
+    """Our rows under a paper's own protocol and the reference ConvNet (``condense_quality.csv`` and the
+    time-to-quality snapshots), beside that paper's figure (``paper_reference.csv``): the difference is
+    ours minus the paper's."""
+    quality = pd.read_csv(results / "condense_quality.csv")
+    curve = pd.read_csv(results / "condense_curve.csv")
+    curve = curve[curve.condense_model == "convnet"].assign(model="convnet")
+    # a snapshot's budget is its own iteration, not the last one of its run
+    curve["config"] = [
+        json.dumps({**json.loads(c), "iterations": int(it)}, sort_keys=True)
+        for c, it in zip(curve.config, curve.iteration, strict=True)
+    ]
+    ours = pd.concat([quality, curve], ignore_index=True)
     ours = ours[(ours.model == "convnet") & ours.labels.fillna("hard").eq("hard")]
     # every evaluation of every condensation seed (random: every subset) pooled, as the papers pool theirs
     ours["runs"] = ours.accuracies.map(lambda cell: [float(a) for a in str(cell).split()])
@@ -165,7 +174,8 @@ def parity(results: Path) -> str:
     ours["acc_mean"], ours["acc_std"] = zip(*ours.runs.map(mean_std), strict=True)
     papers = pd.read_csv(results / "paper_reference.csv")
     rows = papers.merge(ours, on=["method", "dataset", "ipc", "protocol"], how="left", suffixes=("_paper", ""))
-    rows = ordered(rows.sort_values(["dataset", "ipc"], kind="stable"), ["method", "dataset"])
+    rows["iterations"] = rows.config.map(lambda c: json.loads(c).get("iterations", 0) if isinstance(c, str) else 0)
+    rows = ordered(rows.sort_values(["dataset", "ipc", "iterations"], kind="stable"), ["method", "dataset"])
     return markdown(pd.DataFrame({
         "method": rows.method, "dataset": rows.dataset, "ipc": rows.ipc, "protocol": rows.protocol,
         "budget": rows.config.map(budget), "ours": cells(rows.acc_mean, rows.acc_std), "seeds × models": [

@@ -43,6 +43,24 @@ def test_tables_without_protocol_column_get_fast_or_their_epochs(report):
     ]  # fmt: skip
 
 
+def test_parity_sets_each_time_to_quality_snapshot_beside_the_paper(report, tmp_path):
+    """A snapshot of a reference-ConvNet run is a parity row at its own iteration; other networks' are not."""
+    results = report.RESULTS
+    for name in ("condense_quality.csv", "paper_reference.csv"):
+        (tmp_path / name).write_text((results / name).read_text())
+    config = '{"batch_real": 64, "iterations": 3000, "lr_img": 1.0, "model": "%s"}'
+    snapshot = {"method": "dm", "dataset": "mnist", "ipc": 10, "seed": 0, "protocol": "dm", "labels": "hard",
+                "accuracies": "97.0 97.2 97.4", "iteration": 2500}  # fmt: skip
+    pd.DataFrame([
+        {**snapshot, "condense_model": "convnet", "config": config % "convnet"},
+        {**snapshot, "condense_model": "convnet:stem_padding=1", "config": config % "convnet:stem_padding=1",
+         "accuracies": "99.0 99.0 99.0"},
+    ]).to_csv(tmp_path / "condense_curve.csv", index=False)  # fmt: skip
+    rows = [line for line in report.parity(tmp_path).splitlines() if "iterations=2500" in line]
+    assert len(rows) == 1
+    assert "| 97.20 ± 0.20 | 1 × 3 | 97.50 ± 0.10 | -0.30 |" in rows[0]
+
+
 def test_readme_is_a_short_guide():
     assert len((REPO / "README.md").read_text().splitlines()) <= 200
 
