@@ -1,6 +1,7 @@
 """Named evaluation protocols, DC's augmentation, teachers and teacher-logit labels (real digits runs)."""
 
 import _thread
+import signal
 import threading
 import time
 
@@ -86,6 +87,16 @@ def digits_teacher(digits, tmp_path_factory, device):
     return net, meta
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt, as in a terminal: a shell starts its background jobs with SIGINT
+    ignored, and then ``_thread.interrupt_main`` does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_an_interrupted_teacher_resumes_from_its_last_epoch_and_repeats_the_uninterrupted_run(digits, tmp_path):
     # DSA draws its augmentations from torch's global random state, which the checkpoint must carry too
     recipe = TeacherRecipe(model="convnet:depth=2,width=16", epochs=40, lr=0.05, augment="dsa")
