@@ -324,8 +324,8 @@ def cl_margins(results: Path) -> str:
     fp32 = frame.buffer.map(lambda b: parse_buffer(b).precision == "fp32")
     frame = frame[fp32 & frame.augment.isna() & frame.strategy.isin(["replay", "gdumb", "er-ace"])]
     case = ["benchmark", "strategy", "mem_per_class"]
-    buffers = ORDER["method"] + [b for b in dict.fromkeys(frame.buffer) if b not in ORDER["method"]]
-    condensed = [b for b in buffers if b in set(frame.buffer) - BASELINE_BUFFERS]
+    present = set(frame.buffer) - BASELINE_BUFFERS
+    condensed = [b for b in dict.fromkeys([*ORDER["method"], *frame.buffer]) if b in present]  # methods' order
     rows = []
     for (benchmark, strategy, mem), group in frame.groupby(case, sort=False):
         herding = herding_rows(every, {"benchmark": benchmark, "strategy": strategy, "mem_per_class": mem})
