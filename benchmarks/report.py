@@ -108,11 +108,16 @@ def options(command: str, method: str) -> str:
     return ", ".join(mine) or "defaults"
 
 
+def settings(config: object) -> dict:
+    """A ``config`` cell as a dict; empty for a selection (random subsets) or a row that was not run."""
+    return json.loads(config) if isinstance(config, str) and config else {}
+
+
 def budget(config: object) -> str:
     """A learned set's condensation budget from its ``config`` cell (iterations, real images per class per
     step); "–" for a selection (random subsets) or a row that was not run."""
-    settings = json.loads(config) if isinstance(config, str) and config else {}
-    return ", ".join(f"{k}={settings[k]}" for k in ("iterations", "batch_real") if k in settings) or "–"
+    chosen = settings(config)
+    return ", ".join(f"{k}={chosen[k]}" for k in ("iterations", "batch_real") if k in chosen) or "–"
 
 
 # ---- condensation
@@ -174,7 +179,7 @@ def parity(results: Path) -> str:
     ours["acc_mean"], ours["acc_std"] = zip(*ours.runs.map(mean_std), strict=True)
     papers = pd.read_csv(results / "paper_reference.csv")
     rows = papers.merge(ours, on=["method", "dataset", "ipc", "protocol"], how="left", suffixes=("_paper", ""))
-    rows["iterations"] = rows.config.map(lambda c: json.loads(c).get("iterations", 0) if isinstance(c, str) else 0)
+    rows["iterations"] = rows.config.map(lambda c: settings(c).get("iterations", 0))
     rows = ordered(rows.sort_values(["dataset", "ipc", "iterations"], kind="stable"), ["method", "dataset"])
     return markdown(pd.DataFrame({
         "method": rows.method, "dataset": rows.dataset, "ipc": rows.ipc, "protocol": rows.protocol,
@@ -247,14 +252,20 @@ def bf16(results: Path) -> str:
     }))  # fmt: skip
 
 
-def curve_table(results: Path, name: str, index: list[str]) -> pd.DataFrame:
-    """One row per ``index`` value and snapshot iteration, one accuracy column per evaluation protocol."""
+def curve_rows(results: Path, name: str) -> pd.DataFrame:
+    """A time-to-quality table with its protocol, ``lr_img``, ``batch_real``, accuracy ``cell`` and minutes."""
     frame = pd.read_csv(results / name)
     frame["protocol"] = frame.apply(protocol, axis=1)
     config = frame.config.map(json.loads)
     frame["lr_img"], frame["batch_real"] = config.map(lambda c: c["lr_img"]), config.map(lambda c: c["batch_real"])
     frame["cell"] = cells(frame.acc_mean, frame.acc_std)
     frame["minutes"] = (frame.condense_seconds / 60).map("{:.1f}".format)
+    return frame
+
+
+def curve_table(frame: pd.DataFrame, index: list[str]) -> pd.DataFrame:
+    """One row per ``index`` value and snapshot iteration of :func:`curve_rows`, one accuracy column per
+    evaluation protocol."""
     wide = frame.pivot_table(
         index=[*index, "iteration", "minutes"], columns="protocol", values="cell", aggfunc="last", sort=False
     ).reset_index()
@@ -265,26 +276,23 @@ def curve_table(results: Path, name: str, index: list[str]) -> pd.DataFrame:
 
 def curve(results: Path) -> str:
     index = ["dataset", "method", "ipc", "condense_model", "lr_img", "batch_real"]
-    table = curve_table(results, "condense_curve.csv", index).rename(columns={"condense_model": "network"})
+    table = curve_table(curve_rows(results, "condense_curve.csv"), index).rename(columns={"condense_model": "network"})
     return markdown(ordered(table, ["dataset", "method", "network"]))
 
 
 def sweep(results: Path) -> str:
     """The sweep's rows with their validation accuracy: a setting is selected on that column only (rows
     without one were measured before it was recorded, and select nothing)."""
-    index = ["dataset", "condense_model", "lr_img", "batch_real"]
-    table = curve_table(results, "condense_sweep.csv", index)
-    frame = pd.read_csv(results / "condense_sweep.csv")
+    frame = curve_rows(results, "condense_sweep.csv")
     if "val_acc_mean" not in frame.columns:
         frame["val_acc_mean"] = float("nan")
-    config = frame.config.map(json.loads)
-    val = {
-        (network, c["lr_img"], c["batch_real"], it): v
-        for network, c, it, v in zip(frame.condense_model, config, frame.iteration, frame.val_acc_mean, strict=True)
-    }
+    index = ["dataset", "condense_model", "lr_img", "batch_real"]
+    table = curve_table(frame, index)
+    keys = frame[[*index, "iteration"]].itertuples(index=False, name=None)
+    val = dict(zip(keys, frame.val_acc_mean, strict=True))
     table["validation"] = [
         "" if pd.isna(v := val.get(key)) else f"{v:.2f}"
-        for key in zip(table.condense_model, table.lr_img, table.batch_real, table.iterations, strict=True)
+        for key in table[[*index, "iterations"]].itertuples(index=False, name=None)
     ]
     table = table.sort_values(["condense_model", "batch_real", "lr_img"], kind="stable")
     return markdown(table.rename(columns={"condense_model": "network"}))
