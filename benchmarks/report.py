@@ -113,11 +113,11 @@ def settings(config: object) -> dict:
     return json.loads(config) if isinstance(config, str) and config else {}
 
 
-def budget(config: object) -> str:
-    """A learned set's condensation budget from its ``config`` cell (iterations, real images per class per
-    step); "–" for a selection (random subsets) or a row that was not run."""
+def condensation(config: object) -> str:
+    """A learned set's budget and step size from its ``config`` cell (iterations, real images per class per
+    step, image learning rate); "–" for a selection (random subsets) or a row that was not run."""
     chosen = settings(config)
-    return ", ".join(f"{k}={chosen[k]}" for k in ("iterations", "batch_real") if k in chosen) or "–"
+    return ", ".join(f"{k}={chosen[k]:g}" for k in ("iterations", "batch_real", "lr_img") if k in chosen) or "–"
 
 
 # ---- condensation
@@ -172,7 +172,7 @@ def parity(results: Path) -> str:
     ours = ours[(ours.model == "convnet") & ours.labels.fillna("hard").eq("hard")]
     # every evaluation of every condensation seed (random: every subset) pooled, as the papers pool theirs
     ours["runs"] = ours.accuracies.map(lambda cell: [float(a) for a in str(cell).split()])
-    ours["config"] = ours.config.fillna("{}")  # one row per condensation budget: never pool two budgets
+    ours["config"] = ours.config.fillna("{}")  # one row per condensation setting: never pool two settings
     ours = ours.groupby(["method", "dataset", "ipc", "protocol", "config"], as_index=False).agg(
         runs=("runs", "sum"), seeds=("seed", "nunique")
     )
@@ -183,7 +183,7 @@ def parity(results: Path) -> str:
     rows = ordered(rows.sort_values(["dataset", "ipc", "iterations"], kind="stable"), ["method", "dataset"])
     return markdown(pd.DataFrame({
         "method": rows.method, "dataset": rows.dataset, "ipc": rows.ipc, "protocol": rows.protocol,
-        "budget": rows.config.map(budget), "ours": cells(rows.acc_mean, rows.acc_std), "seeds × models": [
+        "condensation": rows.config.map(condensation), "ours": cells(rows.acc_mean, rows.acc_std), "seeds × models": [
             "" if pd.isna(k) else f"{int(k)} × {len(r) // int(k)}" for k, r in zip(rows.seeds, rows.runs, strict=True)
         ],
         "paper": cells(rows.acc_mean_paper, rows.acc_std_paper),

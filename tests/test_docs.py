@@ -56,7 +56,7 @@ def test_parity_sets_each_time_to_quality_snapshot_beside_the_paper(report, tmp_
         {**snapshot, "condense_model": "convnet:stem_padding=1", "config": config % "convnet:stem_padding=1",
          "accuracies": "99.0 99.0 99.0"},
     ]).to_csv(tmp_path / "condense_curve.csv", index=False)  # fmt: skip
-    rows = [line for line in report.parity(tmp_path).splitlines() if "iterations=2500" in line]
+    rows = [line for line in report.parity(tmp_path).splitlines() if "iterations=2500," in line]
     assert len(rows) == 1
     assert "| 97.20 ± 0.20 | 1 × 3 | 97.50 ± 0.10 | -0.30 |" in rows[0]
 
