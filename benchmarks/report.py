@@ -35,6 +35,8 @@ BLOCK = re.compile(r"(<!-- begin: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end:
 ORDER = {  # rows follow these orders; values not listed come after, in the order they first appear
     "method": ["random", "herding", "kcenter", "dc", "dsa", "dm", "apm"],
     "strategy": ["replay", "gdumb", "naive", "joint"],
+    "benchmark": ["split-fmnist", "split-mnist"],
+    "buffer": ["class-balanced", "herding", "dc", "dsa", "dm", "apm", "apm-teacher"],
 }
 COLUMN_NAME = {"gdumb": "GDumb-style", "er-ace": "ER-ACE"}
 BASELINE_BUFFERS = {"none", "class-balanced", "reservoir", "herding"}
@@ -106,6 +108,13 @@ def options(command: str, method: str) -> str:
     given = [tokens[i + 1] for i, t in enumerate(tokens[:-1]) if t == "--param"]
     mine = [p.removeprefix(f"{method}.") for p in given if p.startswith(f"{method}.") or "." not in p.split("=")[0]]
     return ", ".join(mine) or "defaults"
+
+
+def cl_options(command: str, benchmark: str, method: str) -> str:
+    """The condenser options a ``cl.py`` row ran with: its benchmark's CPU budget, overridden by ``--param``."""
+    given = dict(p.split("=", 1) for p in options(command, method).split(", ") if "=" in p)
+    chosen = {**{k: str(v) for k, v in benchmark_spec(benchmark).condense.get(method, {}).items()}, **given}
+    return ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults"
 
 
 def settings(config: object) -> dict:
@@ -223,7 +232,7 @@ def headline(results: Path) -> str:
         index="method", columns=["dataset", "ipc"], values="cell", aggfunc="last", sort=False
     )
     offline.columns = [f"{dataset} IPC {ipc}" for dataset, ipc in offline.columns]
-    cl = margins(results)
+    cl = ordered(margins(results), ["benchmark"])
     cl["method"] = cl.buffer.map(lambda b: OFFLINE_NAME.get(b, b))
     cl["cell"] = [f"{pm(acc)} ({orders})" for acc, orders in zip(cl.cl_acc, cl.cl_orders, strict=True)]
     cl = cl.pivot_table(index="method", columns="benchmark", values="cell", aggfunc="last", sort=False)
@@ -378,7 +387,7 @@ def cl_ablation(results: Path) -> str:
 
 
 def cl_offline(results: Path) -> str:
-    frame = margins(results)
+    frame = ordered(margins(results), ["benchmark", "buffer"])
     return markdown(pd.DataFrame({
         "benchmark": frame.benchmark, "buffer": frame.buffer, "GDumb-style final": frame.cl_acc.map(pm),
         "offline, IPC 10": frame.offline_acc.map(pm),
@@ -404,7 +413,8 @@ def cl_task_local(results: Path) -> str:
         on_dataset = in_cl.benchmark.map(lambda b: benchmark_spec(b).dataset) == dataset
         same = on_dataset & (in_cl.buffer == method) & (in_cl.strategy == "gdumb") & (in_cl.mem_per_class == ipc)
         for r in in_cl[same].itertuples(index=False):
-            rows.append([f"{method}, one experience at a time ({r.benchmark}, cl.csv)", options(r.command, method),
+            rows.append([f"{method}, one experience at a time ({r.benchmark}, cl.csv)",
+                         cl_options(r.command, r.benchmark, method),
                          f"GDumb-style, {r.epochs} epochs", r.cell, round(r.condense_seconds),
                          machine(r.machine)])  # fmt: skip
     return markdown(pd.DataFrame(rows, columns=["set", "options", "evaluation", "accuracy", "condense s", "machine"]))
