@@ -58,7 +58,7 @@ def test_parity_sets_each_time_to_quality_snapshot_beside_the_paper(report, tmp_
     ]).to_csv(tmp_path / "condense_curve.csv", index=False)  # fmt: skip
     rows = [line for line in report.parity(tmp_path).splitlines() if "iterations=2500," in line]
     assert len(rows) == 1
-    assert "| 97.20 ± 0.20 | 1 × 3 | 97.50 ± 0.10 | -0.30 |" in rows[0]
+    assert "| iterations=2500, batch_real=64, lr_img=1 | 97.20 ± 0.20 | 1 × 3 | 97.50 ± 0.10 | -0.30 |" in rows[0]
 
 
 def test_readme_is_a_short_guide():
