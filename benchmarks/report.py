@@ -102,19 +102,26 @@ def protocol(row: pd.Series) -> str:
     return f"{name}, {labels} labels" if isinstance(labels, str) and labels != "hard" else name
 
 
-def options(command: str, method: str) -> str:
+def given_params(command: str, method: str) -> dict[str, str]:
     """The ``--param`` options ``command`` gave ``method`` (``method.key=value``, or a bare ``key=value``)."""
     tokens = shlex.split(command)
     given = [tokens[i + 1] for i, t in enumerate(tokens[:-1]) if t == "--param"]
     mine = [p.removeprefix(f"{method}.") for p in given if p.startswith(f"{method}.") or "." not in p.split("=")[0]]
-    return ", ".join(mine) or "defaults"
+    return dict(p.split("=", 1) for p in mine)
+
+
+def listed(chosen: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults"
+
+
+def options(command: str, method: str) -> str:
+    """The ``--param`` options ``command`` gave ``method``, as text."""
+    return listed(given_params(command, method))
 
 
 def cl_options(command: str, benchmark: str, method: str) -> str:
     """The condenser options a ``cl.py`` row ran with: its benchmark's CPU budget, overridden by ``--param``."""
-    given = dict(p.split("=", 1) for p in options(command, method).split(", ") if "=" in p)
-    chosen = {**{k: str(v) for k, v in benchmark_spec(benchmark).condense.get(method, {}).items()}, **given}
-    return ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults"
+    return listed({**benchmark_spec(benchmark).condense.get(method, {}), **given_params(command, method)})
 
 
 def settings(config: object) -> dict:
@@ -342,7 +349,7 @@ def cl_margins(results: Path) -> str:
     frame = frame[fp32 & frame.augment.isna() & frame.strategy.isin(["replay", "gdumb", "er-ace"])]
     case = ["benchmark", "strategy", "mem_per_class"]
     present = set(frame.buffer) - BASELINE_BUFFERS
-    condensed = [b for b in dict.fromkeys([*ORDER["method"], *frame.buffer]) if b in present]  # methods' order
+    condensed = [b for b in dict.fromkeys([*ORDER["buffer"], *frame.buffer]) if b in present]  # buffers' order
     rows = []
     for (benchmark, strategy, mem), group in frame.groupby(case, sort=False):
         herding = herding_rows(every, {"benchmark": benchmark, "strategy": strategy, "mem_per_class": mem})
