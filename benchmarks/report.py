@@ -110,7 +110,8 @@ def given_params(command: str, method: str) -> dict[str, str]:
     return dict(p.split("=", 1) for p in mine)
 
 
-def listed(chosen: dict) -> str:
+def listed(chosen: dict[str, object]) -> str:
+    """Options as ``key=value, ...`` text; "defaults" when there are none."""
     return ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults"
 
 
