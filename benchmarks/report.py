@@ -56,6 +56,11 @@ def markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)])
 
 
+def signed(value: float) -> str:
+    """``+d.dd`` / ``-d.dd``, ``–`` without a value."""
+    return "–" if value is None or math.isnan(value) else f"{value:+.2f}"
+
+
 def pm(mean: float, std: float | None = None, digits: int = 2) -> str:
     """``mean ± std``, just the mean without a spread, ``–`` without a value."""
     if mean is None or math.isnan(mean):
@@ -389,7 +394,7 @@ def cl_ablation(results: Path) -> str:
     means = frame.pivot_table(index=index, columns="buffer", values="final_acc_mean", aggfunc="last", sort=False)
     if "herding" in means:
         for buffer in [b for b in means.columns if b not in BASELINE_BUFFERS]:
-            wide[f"{buffer} − herding"] = (means[buffer] - means.herding).map("{:+.2f}".format).to_numpy()
+            wide[f"{buffer} − herding"] = (means[buffer] - means.herding).map(signed).to_numpy()
     wide["strategy"] = wide.strategy.map(lambda s: COLUMN_NAME.get(s, s))
     return markdown(wide.fillna("–"))
 
@@ -400,7 +405,7 @@ def cl_offline(results: Path) -> str:
         "benchmark": frame.benchmark, "buffer": frame.buffer, "GDumb-style final": frame.cl_acc.map(pm),
         "offline, IPC 10": frame.offline_acc.map(pm),
         "GDumb-style − herding": frame.cl_margin.map(margin_cell),
-        "offline − herding": frame.offline_minus_herding.map("{:+.2f}".format),
+        "offline − herding": frame.offline_minus_herding.map(signed),
     }))  # fmt: skip
 
 
