@@ -26,6 +26,7 @@ from cl_analysis import OFFLINE_NAME, Margin, herding_rows, margin_over_herding,
 
 from cl_nas.cl.buffers import parse_buffer
 from cl_nas.cl.scenarios import benchmark_spec
+from cl_nas.condense import CONDENSERS
 from cl_nas.nas.report import ProxyResult, evaluate, read_scores_table
 from cl_nas.utils import mean_std
 
@@ -112,7 +113,9 @@ def given_params(command: str, method: str) -> dict[str, str]:
     tokens = shlex.split(command)
     given = [tokens[i + 1] for i, t in enumerate(tokens[:-1]) if t == "--param"]
     mine = [p.removeprefix(f"{method}.") for p in given if p.startswith(f"{method}.") or "." not in p.split("=")[0]]
-    return dict(p.split("=", 1) for p in mine)
+    known = CONDENSERS.get(method).options if method in CONDENSERS else {}
+    # runtime options (checkpointing, progress, chunking) do not change the set, so they are not its options
+    return {k: v for k, v in (p.split("=", 1) for p in mine) if not (k in known and known[k].runtime)}
 
 
 def listed(chosen: dict[str, object]) -> str:

@@ -43,6 +43,14 @@ def test_tables_without_protocol_column_get_fast_or_their_epochs(report):
     ]  # fmt: skip
 
 
+def test_row_options_leave_out_runtime_settings(report):
+    command = ("condense.py --methods dsa dm --param dsa.iterations=10 --param dsa.checkpoint_every=2 "
+               "--param dm.batch_real=64 --param progress=true")  # fmt: skip
+    assert report.options(command, "dsa") == "iterations=10"
+    assert report.options(command, "dm") == "batch_real=64"
+    assert report.options("condense.py --methods random", "random") == "defaults"
+
+
 def test_parity_sets_each_time_to_quality_snapshot_beside_the_paper(report, tmp_path):
     """A snapshot of a reference-ConvNet run is a parity row at its own iteration; other networks' are not."""
     results = report.RESULTS
