@@ -113,9 +113,10 @@ def given_params(command: str, method: str) -> dict[str, str]:
     tokens = shlex.split(command)
     given = [tokens[i + 1] for i, t in enumerate(tokens[:-1]) if t == "--param"]
     mine = [p.removeprefix(f"{method}.") for p in given if p.startswith(f"{method}.") or "." not in p.split("=")[0]]
-    known = CONDENSERS.get(method).options if method in CONDENSERS else {}
     # runtime options (checkpointing, progress, chunking) do not change the set, so they are not its options
-    return {k: v for k, v in (p.split("=", 1) for p in mine) if not (k in known and known[k].runtime)}
+    options = CONDENSERS.get(method).options if method in CONDENSERS else {}
+    runtime = {name for name, option in options.items() if option.runtime}
+    return {k: v for k, v in (p.split("=", 1) for p in mine) if k not in runtime}
 
 
 def listed(chosen: dict[str, object]) -> str:
