@@ -64,6 +64,7 @@ def test_apm_protocol_labels_every_set_with_the_same_teacher(tmp_path, run_bench
     apm += ["--param", "apm.iterations=2", "--param", "apm.model=convnet:depth=2,width=16"]
     argv = ["--methods", "random", "apm", *small_run(tmp_path, ipc=2, iterations=2, eval_seeds=1), *apm]
     argv += ["--protocol", "apm", "--models", "convnet:depth=2,width=16"]
+    argv += ["--param", f"apm.teacher_dir={tmp_path / 'teachers'}"]  # kept there, not in the cache
     done = run_benchmark("condense.py", *argv, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(tmp_path / "quality.csv")
@@ -71,4 +72,5 @@ def test_apm_protocol_labels_every_set_with_the_same_teacher(tmp_path, run_bench
     assert table["protocol"].eq("apm@2ep").all() and table["teacher"].nunique() == 1
     assert table["teacher"].iloc[0].startswith("convnet:depth=2,width=16 2 ep")
     assert table["teacher_acc"].nunique() == 1 and table["teacher_acc"].iloc[0] > 10.0  # above chance
-    assert len(list((tmp_path / "cache" / "teachers").glob("teacher-*.pt"))) == 1  # one teacher, shared
+    assert len(list((tmp_path / "teachers").glob("teacher-*.pt"))) == 1  # one teacher, shared
+    assert not (tmp_path / "cache" / "teachers").exists()
