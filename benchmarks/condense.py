@@ -113,8 +113,8 @@ def run(args: argparse.Namespace, command: str) -> None:
     cache = SyntheticCache(args.cache)
     teaching = evaluation.settings(datasets[0], evaluation.models[0]).labels == TEACHER_LOGITS
     labeller = build_condenser("apm", device=args.device, **params.get("apm", {})) if teaching else None
-    if labeller is not None and labeller.teacher_dir is None:  # --param apm.teacher_dir=... keeps them elsewhere
-        labeller.set_params(teacher_dir=cache.teacher_root)
+    if labeller is not None:
+        cache.keep_teachers(labeller)  # unless --param apm.teacher_dir=... keeps them elsewhere
     start = time.perf_counter()
     for dataset in datasets:
         splits = load_dataset(dataset, args.data_root)

@@ -146,8 +146,7 @@ def cmd_condense(args: argparse.Namespace) -> int:
     if resumable and not args.no_checkpoint and condenser.checkpoint_dir is None:
         cache = SyntheticCache(args.cache)  # checkpoints and APM's teachers where cached condensations keep theirs
         condenser.set_params(checkpoint_dir=cache.checkpoint_root)
-        if "teacher_dir" in condenser.options and condenser.teacher_dir is None:
-            condenser.set_params(teacher_dir=cache.teacher_root)
+        cache.keep_teachers(condenser)
     if resumable and condenser.checkpoint_dir is not None:
         check_writable_folder(condenser.checkpoint_dir, "checkpoint folder")
     out = check_writable(args.out or f"runs/{condenser.name}-{dataset}-ipc{args.ipc}-s{args.seed}.pt", "--out")

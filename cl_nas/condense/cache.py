@@ -52,6 +52,12 @@ class SyntheticCache:
             warnings.warn(f"ignoring a broken cache entry, it will be recomputed: {err}", stacklevel=2)
             return None
 
+    def keep_teachers(self, condenser: Condenser) -> None:
+        """Give ``condenser``, if it has a ``teacher_dir`` option (APM) left unset, ``teacher_root``: the
+        one place where its teachers are trained once and the baselines they label find them."""
+        if "teacher_dir" in condenser.options and condenser.teacher_dir is None:
+            condenser.set_params(teacher_dir=self.teacher_root)
+
     def get_or_condense(self, condenser: Condenser, train_set: ImageDataset, ipc: int, seed: int = 0) -> SyntheticSet:
         """The cached result of ``condenser.condense(train_set, ipc, seed)``, computing and storing it once.
 
@@ -65,8 +71,7 @@ class SyntheticCache:
             return cached
         if isinstance(condenser, IterativeCondenser) and condenser.checkpoint_dir is None:
             condenser.set_params(checkpoint_dir=self.checkpoint_root)
-        if "teacher_dir" in condenser.options and condenser.teacher_dir is None:
-            condenser.set_params(teacher_dir=self.teacher_root)
+        self.keep_teachers(condenser)
         result = condenser.condense(train_set, ipc, seed)
         result.save(self.path(condenser, train_set, ipc, seed))
         return result
