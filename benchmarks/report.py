@@ -283,7 +283,8 @@ def curve_rows(results: Path, name: str) -> pd.DataFrame:
     frame = pd.read_csv(results / name)
     frame["protocol"] = frame.apply(protocol, axis=1)
     config = frame.config.map(json.loads)
-    frame["lr_img"], frame["batch_real"] = config.map(lambda c: c["lr_img"]), config.map(lambda c: c["batch_real"])
+    frame["lr_img"] = config.map(lambda c: c["lr_img"])
+    frame["batch_real"] = config.map(lambda c: c.get("batch_real", "–"))  # APM samples no real batch
     frame["cell"] = cells(frame.acc_mean, frame.acc_std)
     frame["minutes"] = (frame.condense_seconds / 60).map("{:.1f}".format)
     return frame

@@ -16,8 +16,11 @@ validation split (``val_acc_mean``): a sweep's winner is chosen on that, never o
         --param iterations=500 --param lr_img=$lr --param batch_real=64 --snapshots 250 500 \\
         --out benchmarks/results/condense_sweep.csv; done
 
-Resume: the condensation checkpoints (snapshots included) under ``--work``, and the snapshot sets
-are saved there once it finishes; rerunning the same command skips finished rows and reuses them.
+The condensation shares the synthetic-set cache with ``condense.py`` (``--cache``, else
+``$CL_NAS_CACHE``): it checkpoints where ``condense.py`` does, so either script resumes the other's
+run; its final set is stored there, so ``condense.py`` evaluates it without condensing again; APM
+keeps its teachers there. The snapshot sets are saved under ``--work`` once it finishes; rerunning
+the same command skips finished rows and reuses them.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
 from _common import RESULTS, Evaluation, add_condensation_flags, add_evaluation_flags, condenser_params, run_script
 
-from cl_nas.condense import IterativeCondenser, build_condenser
+from cl_nas.condense import IterativeCondenser, SyntheticCache, build_condenser
 from cl_nas.condense.plots import curve_figure, save_figure
 from cl_nas.data import canonical_name, load_dataset
 from cl_nas.results import ResultsTable
@@ -62,23 +66,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ipc", type=int, default=10)
     p.add_argument("--snapshots", type=int, nargs="+", required=True, help="iterations to evaluate (last = final)")
     add_evaluation_flags(p)
-    add_condensation_flags(p, cache=False)  # --param KEY=VALUE also works: the options of --method
-    p.add_argument("--work", default="runs/time_to_quality", help="checkpoints and snapshot sets (not committed)")
+    add_condensation_flags(p)  # --param KEY=VALUE also works: the options of --method
+    p.add_argument("--work", default="runs/time_to_quality", help="folder of the snapshot sets")
     p.add_argument("--out", default=str(RESULTS / "condense_curve.csv"))
     return p
 
 
 def snapshot_sets(condenser: IterativeCondenser, train, args: argparse.Namespace) -> list[SyntheticSet]:
-    """The snapshot sets of this run: read back from ``--work`` or condensed now (resumably) and saved there."""
+    """The snapshot sets of this run: read back from ``--work`` or condensed now (resumably, in the cache)."""
     folder = Path(args.work) / condenser.cache_key(train, args.ipc, args.seed)
-    paths = [folder / f"iteration{it}.pt" for it in sorted(args.snapshots)]
-    if all(p.is_file() for p in paths):
-        return [SyntheticSet.load(p) for p in paths]
-    condenser.set_params(checkpoint_dir=folder)  # resume after a crash
+    paths = {it: folder / f"iteration{it}.pt" for it in sorted(args.snapshots)}
+    if all(p.is_file() for p in paths.values()):
+        return [SyntheticSet.load(p) for p in paths.values()]
+    cache = SyntheticCache(args.cache)
+    condenser.set_params(checkpoint_dir=cache.checkpoint_root)  # resume after a crash, or condense.py's run
+    cache.keep_teachers(condenser)
     result = condenser.condense(train, args.ipc, seed=args.seed)
+    result.save(cache.path(condenser, train, args.ipc, args.seed))  # the final set, for condense.py
     sets = condenser.snapshot_sets(result)
-    for path, syn in zip(paths, sets, strict=True):
-        syn.save(path)
+    missing = sorted(set(paths) - {syn.meta.config["iterations"] for syn in sets})
+    if missing:  # the run resumed from a checkpoint written past them without taking them
+        warnings.warn(
+            f"no snapshot at iterations {missing}: the resumed checkpoint had passed them; the other snapshots "
+            "are evaluated, and a rerun condenses afresh to take them all",
+            stacklevel=2,
+        )
+    for syn in sets:
+        syn.save(paths[syn.meta.config["iterations"]])
     return sets
 
 
@@ -107,7 +121,7 @@ def run(args: argparse.Namespace, command: str) -> None:
     if all(table.has(**key, iteration=it) for it in args.snapshots):
         print(f"every snapshot of this run is already in {args.out}")
     else:
-        for syn in snapshot_sets(condenser, splits.train, args):
+        for syn in reversed(snapshot_sets(condenser, splits.train, args)):  # the final set's row first
             iteration = syn.meta.config["iterations"]
             if table.has(**key, iteration=iteration):
                 continue

@@ -14,17 +14,22 @@ def test_snapshots_become_rows_and_a_rerun_skips_them(tmp_path, run_benchmark):
         "--dataset", "digits", "--method", "dm", "--ipc", "3", "--param", "iterations=12", "--param", "batch_real=16",
         "--param", "model=convnet:depth=2,width=16", "--snapshots", "4", "12", "--eval-seeds", "2",
         "--eval-epochs", "3", "--out", str(tmp_path / "curve.csv"), "--work", str(tmp_path / "work"),
+        "--cache", str(tmp_path / "cache"),
     ]  # fmt: skip
     first = run_benchmark("time_to_quality.py", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     table = pd.read_csv(tmp_path / "curve.csv")
-    assert table["iteration"].tolist() == [4, 12] and (table["n_eval"] == 2).all()
+    assert table["iteration"].tolist() == [12, 4] and (table["n_eval"] == 2).all()  # the final set's row first
+    table = table.sort_values("iteration")
     assert table["condense_seconds"].is_monotonic_increasing
     seeds = table["accuracies"].map(lambda cell: [float(a) for a in cell.split()])
     assert (table["acc_mean"] - seeds.map(statistics.fmean)).abs().max() <= 0.01
     with Image.open(tmp_path / "curve.png") as png:
         assert png.size == (660, 480)  # one 5.5 x 4 inch panel (digits) at 120 dpi
     assert len(list((tmp_path / "work").glob("*/iteration*.pt"))) == 2  # the snapshot sets, kept for reuse
+    # the final set waits in the shared cache for condense.py; the finished run leaves no checkpoint
+    assert [p.name.split("-")[:2] for p in (tmp_path / "cache").glob("*.pt")] == [["dm", "ipc3"]]
+    assert not list((tmp_path / "cache" / "checkpoints").glob("*.ckpt"))
 
     again = run_benchmark("time_to_quality.py", *args, cwd=tmp_path)
     assert again.returncode == 0 and "already in" in again.stdout
