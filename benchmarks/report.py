@@ -27,6 +27,7 @@ from cl_analysis import OFFLINE_NAME, Margin, herding_rows, margin_over_herding,
 from cl_nas.cl.buffers import parse_buffer
 from cl_nas.cl.scenarios import benchmark_spec
 from cl_nas.condense import CONDENSERS
+from cl_nas.condense.plots import evaluation_name
 from cl_nas.nas.report import ProxyResult, evaluate, read_scores_table
 from cl_nas.utils import mean_std
 
@@ -98,16 +99,6 @@ def machine(text: str) -> str:
     return f"{isa}, {threads} thr." if vendor == "AMD" else f"{vendor} {isa}, {threads} thr."
 
 
-def protocol(row: pd.Series) -> str:
-    """The evaluation protocol of one condensation row (see the module docstring)."""
-    name = row.get("protocol")
-    if not isinstance(name, str) or not name:
-        epochs, augment = int(row["eval_epochs"]), row["eval_augment"]
-        name = "fast" if (epochs, augment) == (300, "dsa") else f"{epochs} epochs, augment {augment}"
-    labels = row.get("labels")
-    return f"{name}, {labels} labels" if isinstance(labels, str) and labels != "hard" else name
-
-
 def given_params(command: str, method: str) -> dict[str, str]:
     """The ``--param`` options ``command`` gave ``method`` (``method.key=value``, or a bare ``key=value``)."""
     tokens = shlex.split(command)
@@ -152,7 +143,7 @@ def condensation(config: object) -> str:
 def quality_rows(results: Path) -> pd.DataFrame:
     """``condense_quality.csv`` with ``protocol`` resolved, the model ``family`` and the accuracy ``cell``."""
     frame = pd.read_csv(results / "condense_quality.csv")
-    frame["protocol"] = frame.apply(protocol, axis=1)
+    frame["protocol"] = frame.apply(evaluation_name, axis=1)
     frame["family"] = frame.model.str.split(":").str[0]
     frame["cell"] = cells(frame.acc_mean, frame.acc_std)
     return frame
@@ -281,7 +272,7 @@ def bf16(results: Path) -> str:
 def curve_rows(results: Path, name: str) -> pd.DataFrame:
     """A time-to-quality table with its protocol, ``lr_img``, ``batch_real``, accuracy ``cell`` and minutes."""
     frame = pd.read_csv(results / name)
-    frame["protocol"] = frame.apply(protocol, axis=1)
+    frame["protocol"] = frame.apply(evaluation_name, axis=1)
     config = frame.config.map(json.loads)
     frame["lr_img"] = config.map(lambda c: c["lr_img"])
     frame["batch_real"] = config.map(lambda c: c.get("batch_real", "–"))  # APM samples no real batch
@@ -421,7 +412,7 @@ def cl_task_local(results: Path) -> str:
     rows = []
     for r in local.itertuples(index=False):
         condensed = "all classes at once" if r.tasks == 1 else f"one of {r.tasks} class groups at a time"
-        rows.append([f"{r.method}, {condensed}", options(r.command, r.method), protocol(pd.Series(r._asdict())),
+        rows.append([f"{r.method}, {condensed}", options(r.command, r.method), evaluation_name(pd.Series(r._asdict())),
                      pm(r.acc_mean, r.acc_std), round(r.condense_seconds), machine(r.machine)])  # fmt: skip
     for method, dataset, ipc in local[["method", "dataset", "ipc"]].drop_duplicates().itertuples(index=False):
         same = (offline.method == method) & (offline.dataset == dataset) & (offline.ipc == ipc)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cl_nas.condense.plots import evaluation_name
+
 REPO = Path(__file__).resolve().parents[1]
 PRODUCT_DOCS = [REPO / "README.md", REPO / "benchmarks" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
@@ -35,10 +37,10 @@ def test_a_stale_or_unknown_block_is_named(report, tmp_path):
         report.render("<!-- begin: speed -->\n")
 
 
-def test_tables_without_protocol_column_get_fast_or_their_epochs(report):
+def test_tables_without_protocol_column_get_fast_or_their_epochs():
     rows = [{"eval_epochs": 300, "eval_augment": "dsa"}, {"eval_epochs": 1000, "eval_augment": "dsa"},
             {"eval_epochs": 300, "eval_augment": "dsa", "protocol": "dm", "labels": "teacher-logits"}]  # fmt: skip
-    assert [report.protocol(pd.Series(r)) for r in rows] == [
+    assert [evaluation_name(pd.Series(r)) for r in rows] == [
         "fast", "1000 epochs, augment dsa", "dm, teacher-logits labels"
     ]  # fmt: skip
 

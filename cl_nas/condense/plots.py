@@ -67,34 +67,48 @@ def cross_architecture_figure(df: pd.DataFrame, ipc: int = 10):
     return fig
 
 
+def evaluation_name(row: pd.Series) -> str:
+    """How a results row was evaluated: its protocol and its labels unless hard; a row from before the
+    protocol column, ``fast`` (300 epochs with DSA) or its epochs and augmentation."""
+    name = row.get("protocol")
+    if not isinstance(name, str) or not name:
+        epochs, augment = int(row["eval_epochs"]), row.get("eval_augment")
+        name = "fast" if (epochs, augment) == (300, "dsa") else f"{epochs} epochs, augment {augment}"
+    labels = row.get("labels")
+    return f"{name}, {labels} labels" if isinstance(labels, str) and labels != "hard" else name
+
+
 def curve_figure(
     df: pd.DataFrame,
     targets: Mapping[str, float] | None = None,
     time_limit_minutes: float | None = None,
 ):
-    """Mean ± std test accuracy vs condensation time, one line per run and evaluation length (a run is
-    a method, IPC, condenser configuration and machine), one panel per dataset. Where a panel holds
-    several runs, each label adds the configuration entries and the machine that tell them apart (a
-    learning-rate sweep, say). Optional reference lines: ``targets`` (a test accuracy per dataset)
-    and ``time_limit_minutes`` (a condensation-time budget)."""
+    """Mean ± std test accuracy vs condensation time (log scale), one line per run and evaluation (a
+    run is a method, IPC, condenser configuration and machine; an evaluation is the row's protocol and
+    labels, else its length), one panel per dataset. Where a panel holds several runs of one method,
+    each label adds the configuration entries and the machine that tell them apart (a learning-rate
+    sweep, say). Optional reference lines: ``targets`` (a test accuracy per dataset) and
+    ``time_limit_minutes`` (a condensation-time budget)."""
     import matplotlib.pyplot as plt
 
+    df = df.assign(evaluation=[evaluation_name(row) for _, row in df.iterrows()])
     datasets = sorted(df["dataset"].unique())
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+    run_columns = ["method", "ipc", "config", "machine", "evaluation"]
+    # the legends sit below the panels, where they hide no point: the figure grows with the longest
+    entries = df.groupby("dataset")[run_columns].apply(lambda rows: len(rows.drop_duplicates())).max() + 2
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4 + 0.13 * entries), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         sub = df[df["dataset"] == dataset]
-        configs = {c: json.loads(c) for c in sub["config"].unique()}
-        keys = {k for cfg in configs.values() for k in cfg}
-        varying = sorted(k for k in keys if len({str(cfg.get(k)) for cfg in configs.values()}) > 1)
-        several_machines = sub["machine"].nunique() > 1
-        for (method, ipc, config, machine, epochs), rows in sub.groupby(
-            ["method", "ipc", "config", "machine", "eval_epochs"]
-        ):
+        for (method, ipc, config, machine, evaluation), rows in sub.groupby(run_columns):
+            runs = sub[sub["method"] == method]  # what tells this run apart from the method's others
+            configs = {c: json.loads(c) for c in runs["config"].unique()}
+            keys = {k for cfg in configs.values() for k in cfg}
+            varying = sorted(k for k in keys if len({str(cfg.get(k)) for cfg in configs.values()}) > 1)
             rows = rows.sort_values("condense_seconds")
-            label = f"{method} ipc {ipc}, {epochs}-epoch evaluation"
+            label = f"{method} ipc {ipc}, protocol {evaluation}"
             if varying:
                 label += ", " + " ".join(f"{k}={configs[config].get(k)}" for k in varying)
-            if several_machines:
+            if runs["machine"].nunique() > 1:
                 label += f" [{machine}]"
             ax.errorbar(
                 rows["condense_seconds"] / 60, rows["acc_mean"], yerr=rows["acc_std"], marker="o", capsize=3,
@@ -104,9 +118,10 @@ def curve_figure(
             ax.axhline(targets[dataset], color="black", linestyle=":", label=f"target {targets[dataset]} %")
         if time_limit_minutes is not None:
             ax.axvline(time_limit_minutes, color="grey", linestyle="--", label=f"{time_limit_minutes:g} min")
-        ax.set(xlabel="condensation time (min)", ylabel="test accuracy (%)", title=dataset)
+        # log time: DM's minutes and APM's hours in one panel
+        ax.set(xlabel="condensation time (min)", ylabel="test accuracy (%)", title=dataset, xscale="log")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8 if len(configs) < 3 else 6)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.15))
     fig.tight_layout()
     return fig
 
