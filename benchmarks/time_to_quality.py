@@ -78,11 +78,8 @@ def snapshot_sets(condenser: IterativeCondenser, train, args: argparse.Namespace
     paths = {it: folder / f"iteration{it}.pt" for it in sorted(args.snapshots)}
     if all(p.is_file() for p in paths.values()):
         return [SyntheticSet.load(p) for p in paths.values()]
-    cache = SyntheticCache(args.cache)
-    condenser.set_params(checkpoint_dir=cache.checkpoint_root)  # resume after a crash, or condense.py's run
-    cache.keep_teachers(condenser)
-    result = condenser.condense(train, args.ipc, seed=args.seed)
-    result.save(cache.path(condenser, train, args.ipc, args.seed))  # the final set, for condense.py
+    # condensed through the cache: it resumes condense.py's checkpoint, and condense.py finds the final set
+    result = SyntheticCache(args.cache).condense(condenser, train, args.ipc, seed=args.seed)
     sets = condenser.snapshot_sets(result)
     missing = sorted(set(paths) - {syn.meta.config["iterations"] for syn in sets})
     if missing:  # the run resumed from a checkpoint written past them without taking them

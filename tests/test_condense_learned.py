@@ -365,6 +365,9 @@ def test_cache_condenses_once(digits, tmp_path):
     runtime_only = CountingDM(**FAST["dm"], progress=True, checkpoint_every=7)  # same result, same entry
     cache.get_or_condense(runtime_only, digits.train, 2, seed=0)
     assert runtime_only.calls == 0
+    again = cache.condense(runtime_only, digits.train, 2, seed=0)  # condenses even when cached, and stores it
+    assert runtime_only.calls == 1 and len(list(tmp_path.glob("*.pt"))) == 2
+    assert torch.equal(cache.get(condenser, digits.train, 2, 0).images, again.images)
 
 
 class InterruptedDM(DMCondenser):

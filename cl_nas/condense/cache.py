@@ -59,16 +59,19 @@ class SyntheticCache:
             condenser.set_params(teacher_dir=self.teacher_root)
 
     def get_or_condense(self, condenser: Condenser, train_set: ImageDataset, ipc: int, seed: int = 0) -> SyntheticSet:
-        """The cached result of ``condenser.condense(train_set, ipc, seed)``, computing and storing it once.
+        """The cached result of ``condenser.condense(train_set, ipc, seed)``, computing and storing it once."""
+        cached = self.get(condenser, train_set, ipc, seed)
+        return cached if cached is not None else self.condense(condenser, train_set, ipc, seed)
+
+    def condense(self, condenser: Condenser, train_set: ImageDataset, ipc: int, seed: int = 0) -> SyntheticSet:
+        """Run ``condenser.condense(train_set, ipc, seed)`` and store its result, replacing any cached one.
 
         An iterative ``condenser`` without a ``checkpoint_dir`` is given ``checkpoint_root`` (a runtime
         option, outside the cache key), so a call that was killed resumes from its last checkpoint; one
         with a ``teacher_dir`` option (APM) keeps its teachers under ``teacher_root``, where baselines
-        labelled by the same teachers find them.
+        labelled by the same teachers find them. For a run whose by-products are wanted too (snapshots),
+        where :meth:`get_or_condense` would return the stored set alone.
         """
-        cached = self.get(condenser, train_set, ipc, seed)
-        if cached is not None:
-            return cached
         if isinstance(condenser, IterativeCondenser) and condenser.checkpoint_dir is None:
             condenser.set_params(checkpoint_dir=self.checkpoint_root)
         self.keep_teachers(condenser)
