@@ -69,5 +69,13 @@ def test_curve_figure_draws_one_labelled_line_per_run_of_a_sweep():
     ]  # only what tells the runs apart: the learning rate and the machine
     assert len(ax.containers) == 3 and all(len(c.lines[0].get_xdata()) == 2 for c in ax.containers)
 
+    def legend(*parts):
+        return [t.get_text() for t in curve_figure(pd.concat(parts)).axes[0].get_legend().get_texts()]
+
+    longer = pd.DataFrame(rows(1.0, "cpu A")).assign(config=lambda d: d.config.str.replace("500", "800"))
+    assert "dm ipc 10, protocol fast, run to 800 iterations" in legend(sweep.iloc[:2], longer)  # not beside its 500th
+    other_net = sweep.iloc[:2].assign(condense_model="convnet:stem_padding=1")  # same config, another network
+    assert "dm ipc 10, protocol fast, on convnet:stem_padding=1" in legend(sweep.iloc[:2], other_net)
+
     one_run = curve_figure(sweep.iloc[:2])
     assert "dm ipc 10, protocol fast" in [t.get_text() for t in one_run.axes[0].get_legend().get_texts()]

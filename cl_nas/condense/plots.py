@@ -78,28 +78,37 @@ def evaluation_name(row: pd.Series) -> str:
     return f"{name}, {labels} labels" if isinstance(labels, str) and labels != "hard" else name
 
 
+def _config_entry(key: str, value) -> str:
+    # a run's configured iterations are where it was to stop, not where its points are (its snapshots)
+    return f"run to {value} iterations" if key == "iterations" else f"{key}={value}"
+
+
 def curve_figure(
     df: pd.DataFrame,
     targets: Mapping[str, float] | None = None,
     time_limit_minutes: float | None = None,
 ):
     """Mean ± std test accuracy vs condensation time (log scale), one line per run and evaluation (a
-    run is a method, IPC, condenser configuration and machine; an evaluation is the row's protocol and
-    labels, else its length), one panel per dataset. Where a panel holds several runs of one method,
-    each label adds the configuration entries and the machine that tell them apart (a learning-rate
-    sweep, say). Optional reference lines: ``targets`` (a test accuracy per dataset) and
+    run is a method, IPC, condensation network, condenser configuration and machine; an evaluation is
+    the row's protocol and labels, else its length), one panel per dataset. Where a panel holds several
+    runs of one method, each label adds the network, configuration entries and machine that tell them
+    apart (a learning-rate sweep, say; ``iterations`` reads "run to N iterations", where the run was to
+    stop). Optional reference lines: ``targets`` (a test accuracy per dataset) and
     ``time_limit_minutes`` (a condensation-time budget)."""
     import matplotlib.pyplot as plt
 
-    df = df.assign(evaluation=[evaluation_name(row) for _, row in df.iterrows()])
+    df = df.assign(
+        evaluation=[evaluation_name(row) for _, row in df.iterrows()],
+        condense_model=df.get("condense_model", pd.Series("", index=df.index)).fillna(""),
+    )
     datasets = sorted(df["dataset"].unique())
-    run_columns = ["method", "ipc", "config", "machine", "evaluation"]
+    run_columns = ["method", "ipc", "condense_model", "config", "machine", "evaluation"]
     # the legends sit below the panels, where they hide no point: the figure grows with the longest
     entries = df.groupby("dataset")[run_columns].apply(lambda rows: len(rows.drop_duplicates())).max() + 2
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4 + 0.13 * entries), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         sub = df[df["dataset"] == dataset]
-        for (method, ipc, config, machine, evaluation), rows in sub.groupby(run_columns):
+        for (method, ipc, model, config, machine, evaluation), rows in sub.groupby(run_columns):
             runs = sub[sub["method"] == method]  # what tells this run apart from the method's others
             configs = {c: json.loads(c) for c in runs["config"].unique()}
             keys = {k for cfg in configs.values() for k in cfg}
@@ -107,7 +116,9 @@ def curve_figure(
             rows = rows.sort_values("condense_seconds")
             label = f"{method} ipc {ipc}, protocol {evaluation}"
             if varying:
-                label += ", " + " ".join(f"{k}={configs[config].get(k)}" for k in varying)
+                label += ", " + " ".join(_config_entry(k, configs[config].get(k)) for k in varying)
+            if runs["condense_model"].nunique() > 1:
+                label += f", on {model}"
             if runs["machine"].nunique() > 1:
                 label += f" [{machine}]"
             ax.errorbar(
