@@ -43,6 +43,7 @@ from cl_nas.nas.report import ProxyResult, proxy_means
 from cl_nas.nas.study import ground_truth_cost, run_study
 from cl_nas.nas.tuning import Schedule, best_schedule, tune_schedule
 
+RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {
     "spearman": 0.8,
     "spearman_over_random": 0.1,
@@ -132,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = configure_parser(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
+    p.set_defaults(out=str(RESULTS))  # the committed tables
     modes = p.add_argument_group("tuning and cost modes")
     modes.add_argument("--tune", action="store_true", help="choose the proxy schedule on a disjoint tuning sample")
     modes.add_argument("--tune-archs", type=int, default=16, help="architectures in the tuning sample")

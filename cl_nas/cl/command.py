@@ -81,7 +81,9 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--out", default="runs/cl/results.csv", help="results table (CSV); the plot goes beside it")
     p.add_argument("--runs", default=None, help="per-run state folders (default: runs/ beside --out)")
-    p.add_argument("--cache", default=None, help="synthetic-set cache (default: $CL_NAS_CACHE, else ~/.cache/cl_nas)")
+    p.add_argument(
+        "--cache", default=None, help="synthetic-set cache (default: $CL_NAS_CACHE, else ~/.cache/cl_nas/synthetic)"
+    )
     p.add_argument("--no-plot", action="store_true", help="skip the accuracy-per-experience PNG")
     p.add_argument("--data-root", default=None, help="dataset folder (default: $CL_NAS_DATA)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")

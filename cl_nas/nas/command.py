@@ -86,8 +86,14 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--storage", default=_DEFAULT["storage"], help="sqlite:///FILE or postgresql://USER:PW@HOST/DB")
     p.add_argument("--heartbeat-interval", type=int, default=_DEFAULT["heartbeat_interval"], help="seconds")
     p.add_argument("--grace-period", type=int, default=None, help="seconds before a silent trial is retried")
-    p.add_argument("--cache", default=None, help="synthetic-set cache folder (default: $CL_NAS_CACHE)")
-    p.add_argument("--out", default=_DEFAULT["out"], help="folder for the CSV tables, report and plot")
+    p.add_argument(
+        "--cache",
+        default=None,
+        help="synthetic-set cache folder (default: $CL_NAS_CACHE, else ~/.cache/cl_nas/synthetic)",
+    )
+    p.add_argument(
+        "--out", default=_DEFAULT["out"], help="folder for the CSV tables, report and plot (default: %(default)s)"
+    )
     p.add_argument("--no-report", action="store_true", help="only work on the studies (extra workers)")
     p.add_argument(
         "--bf16", action=argparse.BooleanOptionalAction, default=None,

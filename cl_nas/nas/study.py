@@ -120,7 +120,7 @@ class NASSettings:
     heartbeat_interval: int = DEFAULT_HEARTBEAT_SECONDS
     grace_period: int | None = None
     cache: str | None = None  # synthetic-set cache folder (None: $CL_NAS_CACHE)
-    out: str = "benchmarks/results"
+    out: str = "runs/nas"  # benchmarks/nas.py: benchmarks/results
     report: bool = True
     bf16: bool | None = None  # None: where the device has native bf16
     data_root: str | None = None
