@@ -9,12 +9,15 @@ buffer's items are batched next to the experience's, so they must have the same 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from avalanche.benchmarks.utils.classification_dataset import (
     ClassificationDataset,
     TaskAwareSupervisedClassificationDataset,
 )
 from avalanche.benchmarks.utils.data_attribute import DataAttribute
+from avalanche.benchmarks.utils.transform_groups import TransformGroups
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from cl_nas.data import DatasetInfo, ImageDataset
@@ -56,16 +59,23 @@ def to_image_dataset(dataset: Dataset, info: DatasetInfo, batch_size: int = 1024
 
 
 def buffer_dataset(
-    images: torch.Tensor, labels: torch.Tensor, task_labels: torch.Tensor | None
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    task_labels: torch.Tensor | None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> ClassificationDataset | TaskAwareSupervisedClassificationDataset:
-    """A transform-free Avalanche dataset of ``(x, y, t)`` items, or ``(x, y)`` when ``task_labels`` is None.
+    """An Avalanche dataset of ``(x, y, t)`` items, or ``(x, y)`` when ``task_labels`` is None.
 
-    ``images`` must already be normalised like the benchmark's transforms produce: a buffer's
-    dataset gets no transforms of its own.
+    ``images`` must already be normalised like the benchmark's transforms produce. ``transform``, an
+    augmentation of such tensors (a benchmark's ``replay_transform``), is its train group's; the eval
+    group returns the images as they are.
     """
     targets = DataAttribute(labels.tolist(), "targets")
     tensors = TensorDataset(images, labels)
+    groups = TransformGroups({"train": transform, "eval": None}) if transform is not None else None
     if task_labels is None:
-        return ClassificationDataset([tensors], data_attributes=[targets])
+        return ClassificationDataset([tensors], data_attributes=[targets], transform_groups=groups)
     tasks = DataAttribute(task_labels.tolist(), "targets_task_labels", use_in_getitem=True)
-    return TaskAwareSupervisedClassificationDataset([tensors], data_attributes=[targets, tasks])
+    return TaskAwareSupervisedClassificationDataset(
+        [tensors], data_attributes=[targets, tasks], transform_groups=groups
+    )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,17 +146,20 @@ def build_memory(
     seed: int = 0,
     total_num_classes: int | None = None,
     device: str | torch.device = "auto",
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> ExemplarsBuffer:
     """The storage policy of ``spec`` holding ``max_size`` images, for a stream of ``info``'s dataset.
 
     ``condense_params`` configure the condenser; ``checkpoint_dir`` lets a long condensation resume
     after a crash (learned methods only); ``seed`` is the condensation seed. With ``total_num_classes``
     every class gets a fixed ``max_size // total_num_classes`` images (the reservoir, being class-blind,
-    ignores it); without, the classes seen so far share ``max_size``.
+    ignores it); without, the classes seen so far share ``max_size``. ``transform`` (the benchmark's
+    ``replay_transform``) augments the replayed images of memories that store tensors, condensed or at a
+    reduced precision, as the stream's own training transform augments Avalanche's real exemplars.
     """
     if spec.kind in BASELINES:
         real = _real_exemplars(spec.kind, max_size, model, total_num_classes)
-        return real if spec.precision == "fp32" else PrecisionBuffer(real, info, spec.precision)
+        return real if spec.precision == "fp32" else PrecisionBuffer(real, info, spec.precision, transform)
     if spec.kind != "condensed":
         raise ValueError(f"buffer {spec.name!r} holds no memory")
     condenser = build_condenser(spec.method, device=device, **(condense_params or {}))
@@ -170,6 +174,7 @@ def build_memory(
         seed=seed,
         teacher_from_model=spec.teacher_from_model,
         total_num_classes=total_num_classes,
+        transform=transform,
     )
 
 
@@ -193,13 +198,22 @@ class PrecisionBuffer(ExemplarsBuffer):
     ``inner`` chooses (Avalanche's class-balanced, herding or reservoir buffer, its ``max_size`` counted in
     images at ``precision``: about 4x the fp32 count at uint8); after each of its updates this buffer reads
     the chosen items through their eval transforms, stores them encoded (:func:`~cl_nas.cl.precision.encode`)
-    and replays their decoded images, without transforms, as a condensed buffer does. Items keep the inner
-    buffer's form, ``(x, y, t)`` or ``(x, y)``. Real images of 8-bit datasets survive uint8 exactly.
+    and replays their decoded images through ``transform`` (the benchmark's ``replay_transform``), as a
+    condensed buffer does: the augmentation Avalanche's fp32 exemplars get from the stream's train
+    transform. Items keep the inner buffer's form, ``(x, y, t)`` or ``(x, y)``. Real images of 8-bit
+    datasets survive uint8 exactly.
     """
 
-    def __init__(self, inner: ExemplarsBuffer, info: DatasetInfo, precision: str):
+    def __init__(
+        self,
+        inner: ExemplarsBuffer,
+        info: DatasetInfo,
+        precision: str,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
         super().__init__(inner.max_size)
         self.inner, self.info, self.precision = inner, info, check_precision(precision)
+        self.transform = transform
         self.stored = torch.empty(0)
         self.labels = torch.empty(0, dtype=torch.long)
 
@@ -226,7 +240,7 @@ class PrecisionBuffer(ExemplarsBuffer):
         held = to_image_dataset(chosen, self.info)
         self.stored, self.labels = encode(held.images, self.info, self.precision), held.labels
         tasks = torch.as_tensor(list(chosen.targets_task_labels)) if has_task_labels(chosen) else None
-        self.buffer = buffer_dataset(decode(self.stored, self.info, self.precision), self.labels, tasks)
+        self.buffer = buffer_dataset(decode(self.stored, self.info, self.precision), self.labels, tasks, self.transform)
 
 
 def selects_with_learner(memory: ExemplarsBuffer) -> bool:

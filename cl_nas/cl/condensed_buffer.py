@@ -27,8 +27,10 @@ memory never holds a class twice and never exceeds its budget.
 Storage: images are kept at ``precision`` (see :mod:`cl_nas.cl.precision`); ``max_size`` counts
 images, so a byte budget (images and labels) is turned into ``max_size`` with
 :func:`~cl_nas.cl.precision.images_in_budget`.
-The buffer's dataset holds the decoded, normalised images and no transforms, with items shaped like
-the stream's: ``(x, y, t)`` or ``(x, y)``.
+The buffer's dataset holds the decoded, normalised images, with items shaped like the stream's:
+``(x, y, t)`` or ``(x, y)``. Its train group applies ``transform``, if given: pass the benchmark's
+``replay_transform`` (CIFAR: Avalanche's random crop and flip) so that condensed images replay
+augmented as the stream's real ones train; its eval group returns the images as stored.
 
 Reuse: with a :class:`~cl_nas.condense.SyntheticCache`, a set is condensed once per (experience data,
 method, config, ipc, seed): another strategy or a resumed run on the same stream finds it there.
@@ -42,6 +44,7 @@ strategy does not change the random draws of training.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +90,7 @@ class CondensedBuffer(ExemplarsBuffer):
         seed: int = 0,
         teacher_from_model: bool = False,
         total_num_classes: int | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
         check_positive_int("max_size (images)", max_size)
         check_positive_int("total_num_classes", total_num_classes, optional=True)
@@ -95,7 +99,7 @@ class CondensedBuffer(ExemplarsBuffer):
         super().__init__(max_size)
         self.condenser, self.info, self.precision = condenser, info, check_precision(precision)
         self.cache, self.seed, self.teacher_from_model = cache, seed, teacher_from_model
-        self.total_num_classes = total_num_classes
+        self.total_num_classes, self.transform = total_num_classes, transform
         self.groups: list[SyntheticGroup] = []
         self.condensed = 0  # sets this buffer had to compute (cache misses)
         self.cache_hits = 0
@@ -209,7 +213,7 @@ class CondensedBuffer(ExemplarsBuffer):
         tasks = None
         if self.groups[0].task_label is not None:
             tasks = torch.cat([torch.full_like(g.labels, g.task_label) for g in self.groups])
-        self.buffer = buffer_dataset(images, labels, tasks)
+        self.buffer = buffer_dataset(images, labels, tasks, self.transform)
 
 
 def _selector(model: nn.Module | None) -> Condenser:

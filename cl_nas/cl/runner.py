@@ -108,6 +108,7 @@ def build_learner(
             condense_params=plan.condense_params, cache=SyntheticCache(settings.cache_dir),
             checkpoint_dir=run_dir / "condense" if run_dir else None, seed=seed, device=device,
             total_num_classes=plan.spec.num_classes if settings.budget == "per-class" else None,
+            transform=plan.spec.replay_transform,
         )  # fmt: skip
         memory = ResumableBuffer(inner)
     augment = DSA(plan.augment) if plan.augment else None

@@ -3,8 +3,9 @@
 Every benchmark names a cl_nas dataset, whose :class:`~cl_nas.data.DatasetInfo` fixes the image shape
 and the normalisation. Avalanche's classic benchmarks keep Avalanche's default train and eval transforms,
 with their ``Normalize`` swapped for that info's (Avalanche's values differ slightly, e.g. 0.2860 vs
-0.2861 for Fashion-MNIST's mean), so a condensed buffer, which stores images already normalised and gets
-no transforms, matches the real data exactly.
+0.2861 for Fashion-MNIST's mean), so a condensed buffer, which stores images already normalised, matches
+the real data exactly; a spec's ``replay_transform`` is the stream's training augmentation rebuilt for such
+tensors, so buffers that store them replay augmented as the stream's real images train.
 
 * ``split-mnist``, ``split-fmnist``: Avalanche's ``SplitMNIST``/``SplitFMNIST`` on the data root,
   5 experiences of 2 classes, ``(x, y, t)`` items.
@@ -55,6 +56,8 @@ class BenchmarkSpec:
     epochs: int = 1  # per experience, for naive, replay and joint training
     memory_epochs: int = 100  # GDumb-style training on the memory, per experience
     condense: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # condenser options per method
+    # the stream's training augmentation for normalised image tensors, from the dataset info (None: unaugmented)
+    augmentation: Callable[[DatasetInfo], Callable[[torch.Tensor], torch.Tensor] | None] | None = None
 
     @property
     def info(self) -> DatasetInfo:
@@ -63,6 +66,13 @@ class BenchmarkSpec:
     @property
     def num_classes(self) -> int:
         return self.info.num_classes
+
+    @property
+    def replay_transform(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The augmentation the stream trains its real images with, for memories that store normalised tensors
+        (condensed and reduced-precision buffers), so that every buffer replays as the stream's own data trains;
+        None where the stream trains unaugmented."""
+        return self.augmentation(self.info) if self.augmentation is not None else None
 
 
 def _normalised(default: Any, info: DatasetInfo) -> Any:
@@ -76,20 +86,62 @@ def _normalised(default: Any, info: DatasetInfo) -> Any:
     return transforms.Compose(steps)
 
 
-def _avalanche_classic(factory_name: str, module_name: str, defaults_prefix: str) -> Builder:
-    """Avalanche's classic benchmark ``factory_name`` on the data root, with Avalanche's default train and eval
+def tensor_augmentation(transform: Any, info: DatasetInfo) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The augmentation steps of a torchvision ``Compose`` for images, rebuilt for ``info``'s normalised
+    tensors; None when it has none. ``ToTensor`` and ``Normalize`` are dropped (the tensors are normalised
+    already); a random crop pads with the normalised value of black, as the crop of a PIL image pads black
+    before it is normalised. A step without a tensor version here raises ``NotImplementedError``."""
+    from torchvision import transforms
+    from torchvision.transforms import v2
+
+    black = [-m / s for m, s in zip(info.mean, info.std, strict=True)]
+    steps: list[Any] = []
+    for step in getattr(transform, "transforms", [transform]):
+        if isinstance(step, transforms.ToTensor | transforms.Normalize):
+            continue
+        if isinstance(step, transforms.RandomCrop):
+            steps.append(
+                v2.RandomCrop(
+                    step.size, padding=step.padding, pad_if_needed=step.pad_if_needed, fill=black,
+                    padding_mode=step.padding_mode,
+                )
+            )  # fmt: skip
+        elif isinstance(step, transforms.RandomHorizontalFlip):
+            steps.append(v2.RandomHorizontalFlip(step.p))
+        else:
+            raise NotImplementedError(f"no tensor version of the training transform {step!r} for replayed memories")
+    return v2.Compose(steps) if steps else None
+
+
+@dataclass(frozen=True)
+class _AvalancheClassic:
+    """Avalanche's classic benchmark ``factory`` on the data root, with Avalanche's default train and eval
     transforms (``_default_<prefix>_{train,eval}_transform`` in ``avalanche.benchmarks.classic.<module>``:
     random crop and flip for CIFAR's training, none for MNIST's) and cl_nas's normalisation."""
 
-    def build(spec: BenchmarkSpec, order: list[int], data_root: Any):
+    factory: str
+    module: str
+    prefix: str
+
+    def _module(self) -> Any:
         import importlib
 
-        module = importlib.import_module(f"avalanche.benchmarks.classic.{module_name}")
-        train_transform = _normalised(getattr(module, f"_default_{defaults_prefix}_train_transform"), spec.info)
-        eval_transform = _normalised(getattr(module, f"_default_{defaults_prefix}_eval_transform"), spec.info)
+        return importlib.import_module(f"avalanche.benchmarks.classic.{self.module}")
+
+    def transforms(self, info: DatasetInfo) -> tuple[Any, Any]:
+        """Avalanche's default ``(train, eval)`` transforms, normalised with ``info``'s values."""
+        module = self._module()
+        train, test = (getattr(module, f"_default_{self.prefix}_{group}_transform") for group in ("train", "eval"))
+        return _normalised(train, info), _normalised(test, info)
+
+    def augmentation(self, info: DatasetInfo) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        return tensor_augmentation(self.transforms(info)[0], info)
+
+    def __call__(self, spec: BenchmarkSpec, order: list[int], data_root: Any):
+        train_transform, eval_transform = self.transforms(spec.info)
         root = resolve_data_root(data_root)
         try:
-            return getattr(module, factory_name)(
+            return getattr(self._module(), self.factory)(
                 spec.n_experiences,
                 return_task_id=False,
                 fixed_class_order=order,
@@ -103,8 +155,6 @@ def _avalanche_classic(factory_name: str, module_name: str, defaults_prefix: str
                 f"download it ({type(err).__name__}: {str(err).splitlines()[0]}). Point --data-root / {DATA_ENV_VAR} "
                 "at a folder that holds it."
             ) from err
-
-    return build
 
 
 BENCHMARKS: Registry[BenchmarkSpec] = Registry("benchmark")
@@ -168,16 +218,22 @@ _CPU_CONDENSE = {
     "dsa": {"iterations": 10, "outer_loop": 5, "inner_loop": 10, "batch_real": 64},
     "apm": {"iterations": 100, "teacher_epochs": 3, "student_epochs": 50, "refresh_every": 10},
 }
-_MNIST = _avalanche_classic("SplitMNIST", "cmnist", "mnist")
-_FMNIST = _avalanche_classic("SplitFMNIST", "cfashion_mnist", "fmnist")
-_CIFAR10 = _avalanche_classic("SplitCIFAR10", "ccifar10", "cifar10")
-_CIFAR100 = _avalanche_classic("SplitCIFAR100", "ccifar100", "cifar100")
-register_benchmark("split-mnist", "mnist", 5, condense=_CPU_CONDENSE)(_MNIST)
-register_benchmark("split-fmnist", "fashionmnist", 5, condense=_CPU_CONDENSE)(_FMNIST)
-register_benchmark("split-cifar10-5", "cifar10", 5, epochs=5)(_CIFAR10)
-register_benchmark("split-cifar10-10", "cifar10", 10, epochs=5)(_CIFAR10)
-register_benchmark("split-cifar100-5", "cifar100", 5, epochs=5)(_CIFAR100)
-register_benchmark("split-cifar100-10", "cifar100", 10, epochs=5)(_CIFAR100)
+_MNIST = _AvalancheClassic("SplitMNIST", "cmnist", "mnist")
+_FMNIST = _AvalancheClassic("SplitFMNIST", "cfashion_mnist", "fmnist")
+_CIFAR10 = _AvalancheClassic("SplitCIFAR10", "ccifar10", "cifar10")
+_CIFAR100 = _AvalancheClassic("SplitCIFAR100", "ccifar100", "cifar100")
+
+
+def _register_classic(name: str, dataset: str, n_experiences: int, classic: _AvalancheClassic, **defaults: Any):
+    register_benchmark(name, dataset, n_experiences, augmentation=classic.augmentation, **defaults)(classic)
+
+
+_register_classic("split-mnist", "mnist", 5, _MNIST, condense=_CPU_CONDENSE)
+_register_classic("split-fmnist", "fashionmnist", 5, _FMNIST, condense=_CPU_CONDENSE)
+_register_classic("split-cifar10-5", "cifar10", 5, _CIFAR10, epochs=5)
+_register_classic("split-cifar10-10", "cifar10", 10, _CIFAR10, epochs=5)
+_register_classic("split-cifar100-5", "cifar100", 5, _CIFAR100, epochs=5)
+_register_classic("split-cifar100-10", "cifar100", 10, _CIFAR100, epochs=5)
 
 
 def available_benchmarks() -> list[str]:
