@@ -182,8 +182,8 @@ class CondensedBuffer(ExemplarsBuffer):
             self.cache_hits += 1
             return cached
         self.condensed += 1
-        if self.cache is not None:
-            return self.cache.get_or_condense(self.condenser, data, ipc, self.seed)
+        if self.cache is not None:  # looked up above: condense and store
+            return self.cache.condense(self.condenser, data, ipc, self.seed)
         return self.condenser.condense(data, ipc, self.seed)
 
     def _take(self, classes: list[int]) -> ImageDataset:
