@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from _common import RESULTS
 
 from cl_nas.cl.buffers import parse_buffer
 from cl_nas.cl.scenarios import benchmark_spec
 
-RESULTS = Path(__file__).resolve().parent / "results"
 OFFLINE_NAME = {"class-balanced": "random"}
 
 

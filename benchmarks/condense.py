@@ -1,4 +1,4 @@
-"""Condensation quality: method x dataset x IPC, under a paper's evaluation protocol.
+"""Condensation quality: method x dataset x IPC, under an evaluation protocol (``--protocol``, default ``fast``).
 
 For every (method, dataset, ipc) it condenses the training split (condensation seed
 ``--seed``), trains ``--eval-seeds`` fresh networks on the result as ``--protocol`` prescribes

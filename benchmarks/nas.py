@@ -36,6 +36,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from _common import RESULTS
+
 import cl_nas  # noqa: F401  (first: makes torchvision importable)
 from cl_nas.cli import run_reporting_errors
 from cl_nas.nas.command import configure_parser, settings_from_args
@@ -43,7 +45,6 @@ from cl_nas.nas.report import ProxyResult, proxy_means
 from cl_nas.nas.study import ground_truth_cost, run_study
 from cl_nas.nas.tuning import Schedule, best_schedule, tune_schedule
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {
     "spearman": 0.8,
     "spearman_over_random": 0.1,

@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from _common import RESULTS
 
 from cl_nas.nas.report import format_truth, read_scores_table
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(path: Path) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
+from _common import RESULTS
 from cl_analysis import OFFLINE_NAME, Margin, herding_rows, margin_over_herding, margins, one_row_per_case
 
 from cl_nas.cl.buffers import parse_buffer
@@ -32,7 +33,7 @@ from cl_nas.nas.report import ProxyResult, evaluate, read_scores_table
 from cl_nas.utils import mean_std
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+
 BLOCK = re.compile(r"(<!-- begin: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end: (?P=name) -->)", re.DOTALL)
 ORDER = {  # rows follow these orders; values not listed come after, in the order they first appear
     "method": ["random", "herding", "kcenter", "dc", "dsa", "dm", "apm"],

@@ -1,9 +1,9 @@
 """Time to quality: test accuracy of a learned condenser's set against its condensation time.
 
-One condensation run keeps snapshots of the images at ``--snapshots`` iterations (the last one is
-the final set); each snapshot is then trained on and tested under the papers' protocol, like a row
-of ``condense.py``. Rows land in ``benchmarks/results/condense_curve.csv`` as they finish, with a plot
-of accuracy vs condensation time beside it (the targets drawn in).
+One condensation run keeps snapshots of the images at ``--snapshots`` iterations (the last one is the
+final set); each snapshot is then trained on and tested under the ``--protocol`` chosen (default
+``fast``), like a row of ``condense.py``. Rows land in ``benchmarks/results/condense_curve.csv`` as they
+finish, with a plot of accuracy vs condensation time beside it (the targets drawn in).
 
     python benchmarks/time_to_quality.py --dataset mnist --method dm --ipc 10 \\
         --param iterations=2000 --param batch_real=64 --snapshots 100 250 500 1000 2000

@@ -267,7 +267,8 @@ class SyntheticSet:
             )
         if payload.get("format_version") not in READABLE_VERSIONS:
             raise SyntheticSetError(
-                f"{str(path)!r} has format version {payload.get('format_version')}, this cl_nas reads {FORMAT_VERSION}"
+                f"{str(path)!r} has format version {payload.get('format_version')}, this cl_nas reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}"
             )
         try:
             raw = json.loads(payload["meta_json"])

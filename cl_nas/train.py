@@ -1,7 +1,8 @@
 """The one training loop and the evaluation protocol of the condensation papers.
 
-Every model cl_nas trains (evaluation of synthetic sets, herding's feature extractor, APM's
-teacher, CL's models, NAS candidates) goes through :func:`train_model`. The protocol:
+Every model cl_nas trains outside Avalanche (evaluation of synthetic sets, herding's feature
+extractor, APM's teacher, NAS candidates) goes through :func:`train_model`; CL's learners train in
+Avalanche's loop with the same recipe (:mod:`cl_nas.cl.plugins`). The protocol:
 SGD (lr 0.01, momentum 0.9, weight decay 5e-4), batch 256, lr x 0.1 at half the epochs, then
 test once at the end, repeated over seeds. No epoch or model is ever picked by test accuracy.
 The named evaluation protocols of the papers (epochs, augmentation, labels) are in

@@ -312,10 +312,6 @@ class Interrupted(KeyboardInterrupt):
         self.signum = int(signum)
         self.detail = detail
 
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
-
 
 def _raise_interrupted(signum: int, frame: Any) -> None:
     raise Interrupted(signum)

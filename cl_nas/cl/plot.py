@@ -18,7 +18,7 @@ def _curve(cell: str) -> list[float]:
 
 
 def accuracy_figure(df: pd.DataFrame):
-    """A matplotlib figure of the curves in ``table`` (``df``: rows as in ``benchmarks/results/cl.csv``)."""
+    """A matplotlib figure of the accuracy curves in ``df`` (rows as in ``benchmarks/results/cl.csv``)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 

@@ -10,7 +10,7 @@ images can leave the [0, 1] pixel range, and ``uint8`` clips them there, which i
 benchmark measures.
 
 :func:`encode` then :func:`decode` gives float32 images normalised like the source; re-encoding a
-decoded tensor returns the stored values unchanged (tests rely on it when a group is subselected).
+decoded tensor returns the stored values unchanged (a condensed buffer relies on it when it subselects a group).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from cl_nas.cl.buffers import selects_with_learner
 from cl_nas.cl.metrics import RunMetrics
 from cl_nas.cl.plugins import AugmentPlugin, AutocastPlugin, GDumbStylePlugin, TrainProtocolPlugin
 from cl_nas.registry import Registry, did_you_mean
-from cl_nas.train import Augment, TrainConfig
+from cl_nas.train import Augment, TrainConfig, sgd
 
 EVAL_BATCH = 1024
 
@@ -121,12 +121,8 @@ class Recipe:
 
     def arguments(self, *own_plugins: SupervisedPlugin, **extra: Any) -> dict[str, Any]:
         """Keyword arguments of an Avalanche ``SupervisedTemplate``: cl_nas's SGD and batch sizes, the plugins."""
-        optimizer = torch.optim.SGD(
-            self.model.parameters(), lr=self.config.lr, momentum=self.config.momentum,
-            weight_decay=self.config.weight_decay,
-        )  # fmt: skip
         return {
-            "model": self.model, "optimizer": optimizer, "criterion": nn.CrossEntropyLoss(),
+            "model": self.model, "optimizer": sgd(self.model, self.config), "criterion": nn.CrossEntropyLoss(),
             "train_mb_size": self.config.batch_size, "train_epochs": self.config.epochs, "eval_mb_size": EVAL_BATCH,
             "device": self.device, "plugins": [*self.plugins, *own_plugins], "evaluator": self.evaluator, **extra,
         }  # fmt: skip

@@ -123,8 +123,8 @@ class TeacherStore:
         interrupted training resumes from its last finished epoch."""
         info = train_set.info
         path = self.path(train_set, recipe)
-        net = build_model(recipe.model, info.channels, info.num_classes, info.image_size)
         if path.is_file():
+            net = build_model(recipe.model, info.channels, info.num_classes, info.image_size)
             payload = load_torch_file(path, "teacher file")
             if not isinstance(payload, dict) or payload.get("format") != TEACHER_FORMAT:
                 raise ValueError(f"{str(path)!r} is not a cl_nas teacher file; delete it to train the teacher again")

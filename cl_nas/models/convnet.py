@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from cl_nas.models.base import ClassifierNet, feature_dim
+from cl_nas.models.base import ClassifierNet
 from cl_nas.models.registry import register_model
 
 DEPTHS = (1, 2, 3, 4)
@@ -132,4 +132,4 @@ def convnet(channels: int, num_classes: int, image_size: tuple[int, int], **para
     return ConvNet(ConvNetSpec(**params), channels, num_classes, image_size)
 
 
-__all__ = ["ConvNet", "ConvNetSpec", "convnet", "feature_dim"]
+__all__ = ["ConvNet", "ConvNetSpec", "convnet"]

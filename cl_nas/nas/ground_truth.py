@@ -45,7 +45,7 @@ from cl_nas.data import DatasetInfo, DatasetSplits
 from cl_nas.nas.cost import forward_flops
 from cl_nas.nas.objective import ArchitectureObjective, ArchScore, record_cost
 from cl_nas.nas.proxy import full_data
-from cl_nas.nas.queue import QueueStatus, TrialCallback, fingerprint, open_queue, queue_status, run_worker
+from cl_nas.nas.queue import TrialCallback, fingerprint, open_queue, queue_status, run_worker
 from cl_nas.nas.search import make_pruner, make_sampler
 from cl_nas.nas.space import Params, SearchSpace
 from cl_nas.train import EpochCheckpoint, TrainConfig, accuracy, sgd, train_model
@@ -327,10 +327,6 @@ class GroundTruth:
             if status.lost:
                 raise RuntimeError(f"ground-truth study {study.study_name}: {status}; see its failed trials")
         return ran
-
-    def status(self) -> list[tuple[Stage, QueueStatus]]:
-        """Where every stage opened so far stands."""
-        return [(stage, queue_status(study)) for stage, study in self.stages()]
 
     def scores(self) -> dict[str, ArchScore]:
         """The ground truth resolved so far: every architecture at the highest stage it completed, with the
