@@ -145,9 +145,7 @@ def cmd_condense(args: argparse.Namespace) -> int:
     if args.no_checkpoint and "checkpoint_dir" in params:
         raise ValueError("--no-checkpoint and --param checkpoint_dir contradict each other: give one")
     if resumable and not args.no_checkpoint and condenser.checkpoint_dir is None:
-        cache = SyntheticCache(args.cache)  # checkpoints and APM's teachers where cached condensations keep theirs
-        condenser.set_params(checkpoint_dir=cache.checkpoint_root)
-        cache.keep_teachers(condenser)
+        SyntheticCache(args.cache).prepare(condenser)  # checkpoints and APM's teachers where cached runs keep theirs
     if resumable and condenser.checkpoint_dir is not None:
         check_writable_folder(condenser.checkpoint_dir, "checkpoint folder")
     out = check_writable(args.out or f"runs/{condenser.name}-{dataset}-ipc{args.ipc}-s{args.seed}.pt", "--out")

@@ -10,6 +10,7 @@ buffer's items are batched next to the experience's, so they must have the same 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from avalanche.benchmarks.utils.classification_dataset import (
@@ -18,6 +19,7 @@ from avalanche.benchmarks.utils.classification_dataset import (
 )
 from avalanche.benchmarks.utils.data_attribute import DataAttribute
 from avalanche.benchmarks.utils.transform_groups import TransformGroups
+from avalanche.training.storage_policy import ExemplarsBuffer
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from cl_nas.data import DatasetInfo, ImageDataset
@@ -56,6 +58,14 @@ def to_image_dataset(dataset: Dataset, info: DatasetInfo, batch_size: int = 1024
         images.append(batch[0])
         labels.append(torch.as_tensor(batch[1]))
     return ImageDataset(torch.cat(images), torch.cat(labels), info)
+
+
+class PostAdaptBuffer(ExemplarsBuffer):
+    """An Avalanche storage policy that acts in ``post_adapt``, with the ``update`` that Avalanche 0.6's
+    ``ReplayPlugin`` still calls (deprecated there in favour of ``post_adapt``)."""
+
+    def update(self, strategy: Any, **kwargs) -> None:
+        self.post_adapt(strategy, strategy.experience)
 
 
 def buffer_dataset(

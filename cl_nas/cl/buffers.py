@@ -38,7 +38,7 @@ from avalanche.training.storage_policy import (
 )
 from torch import nn
 
-from cl_nas.cl.adapters import buffer_dataset, has_task_labels, to_image_dataset
+from cl_nas.cl.adapters import PostAdaptBuffer, buffer_dataset, has_task_labels, to_image_dataset
 from cl_nas.cl.condensed_buffer import CondensedBuffer
 from cl_nas.cl.precision import check_precision, decode, encode, stored_bytes
 from cl_nas.cl.resume import ResumableBuffer
@@ -192,7 +192,7 @@ def _real_exemplars(kind: str, max_size: int, model: nn.Module, total_num_classe
     return memory
 
 
-class PrecisionBuffer(ExemplarsBuffer):
+class PrecisionBuffer(PostAdaptBuffer):
     """Any storage policy's exemplars, stored at a reduced ``precision`` and replayed decoded.
 
     ``inner`` chooses (Avalanche's class-balanced, herding or reservoir buffer, its ``max_size`` counted in
@@ -225,10 +225,6 @@ class PrecisionBuffer(ExemplarsBuffer):
     def post_adapt(self, agent: Any, exp: Any) -> None:
         self.inner.post_adapt(agent, exp)
         self._store()
-
-    def update(self, strategy: Any, **kwargs) -> None:
-        """What Avalanche 0.6's ``ReplayPlugin`` calls (deprecated there in favour of ``post_adapt``)."""
-        self.post_adapt(strategy, strategy.experience)
 
     def resize(self, strategy: Any, new_size: int) -> None:
         self.inner.resize(strategy, new_size)

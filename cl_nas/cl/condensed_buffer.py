@@ -49,10 +49,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from avalanche.training.storage_policy import ExemplarsBuffer
 from torch import nn
 
-from cl_nas.cl.adapters import buffer_dataset, experience_task_label, to_image_dataset
+from cl_nas.cl.adapters import PostAdaptBuffer, buffer_dataset, experience_task_label, to_image_dataset
 from cl_nas.cl.precision import check_precision, decode, encode, stored_bytes
 from cl_nas.cl.resume import preserved_rng
 from cl_nas.condense import APMCondenser, Condenser, HerdingCoreset, RandomCoreset, SyntheticCache
@@ -75,7 +74,7 @@ class SyntheticGroup:
         return int(torch.bincount(self.labels).max()) if len(self.labels) else 0
 
 
-class CondensedBuffer(ExemplarsBuffer):
+class CondensedBuffer(PostAdaptBuffer):
     """A replay memory of condensed images: ``max_size`` images split equally by class, shared by the classes
     seen so far or (``total_num_classes``) fixed per class from the start."""
 
@@ -158,10 +157,6 @@ class CondensedBuffer(ExemplarsBuffer):
             self._shrink(share, model)
         self._rebuild()
         self.last_update_seconds = time.perf_counter() - start
-
-    def update(self, strategy: Any, **kwargs) -> None:
-        """What Avalanche 0.6's ``ReplayPlugin`` calls (deprecated there in favour of ``post_adapt``)."""
-        self.post_adapt(strategy, strategy.experience)
 
     def resize(self, strategy: Any, new_size: int) -> None:
         """Change ``max_size``; groups shrink to the new share (they cannot grow: their data is gone)."""

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from avalanche.training.storage_policy import ExemplarsBuffer
 
+from cl_nas.cl.adapters import PostAdaptBuffer
 from cl_nas.utils import atomic_write, load_torch_file
 
 
@@ -119,7 +120,7 @@ def drop_states(run_dir: Path, n_experiences: int) -> None:
 
 
 # --- a memory rebuilt from its updates ---------------------------------------------------------------
-class ResumableBuffer(ExemplarsBuffer):
+class ResumableBuffer(PostAdaptBuffer):
     """Delegates to ``inner`` and logs every ``post_adapt`` (experience, learner weights, random state)."""
 
     def __init__(self, inner: ExemplarsBuffer):
@@ -142,10 +143,6 @@ class ResumableBuffer(ExemplarsBuffer):
     @buffer.setter
     def buffer(self, new_buffer) -> None:
         self.inner.buffer = new_buffer
-
-    def update(self, strategy: Any, **kwargs) -> None:
-        """What Avalanche 0.6's ``ReplayPlugin`` calls (deprecated there in favour of ``post_adapt``)."""
-        self.post_adapt(strategy, strategy.experience)
 
     def post_adapt(self, agent: Any, exp: Any) -> None:
         weights = {k: v.detach().cpu().clone() for k, v in agent.model.state_dict().items()}

@@ -52,6 +52,13 @@ class SyntheticCache:
             warnings.warn(f"ignoring a broken cache entry, it will be recomputed: {err}", stacklevel=2)
             return None
 
+    def prepare(self, condenser: Condenser) -> None:
+        """Give ``condenser`` this cache's folders for what it left unset: ``checkpoint_root`` for an iterative
+        one's checkpoints (a runtime option, outside the cache key), :meth:`keep_teachers` for APM's teachers."""
+        if isinstance(condenser, IterativeCondenser) and condenser.checkpoint_dir is None:
+            condenser.set_params(checkpoint_dir=self.checkpoint_root)
+        self.keep_teachers(condenser)
+
     def keep_teachers(self, condenser: Condenser) -> None:
         """Give ``condenser``, if it has a ``teacher_dir`` option (APM) left unset, ``teacher_root``: the
         one place where its teachers are trained once and the baselines they label find them."""
@@ -72,9 +79,7 @@ class SyntheticCache:
         labelled by the same teachers find them. For a run whose by-products are wanted too (snapshots),
         where :meth:`get_or_condense` would return the stored set alone.
         """
-        if isinstance(condenser, IterativeCondenser) and condenser.checkpoint_dir is None:
-            condenser.set_params(checkpoint_dir=self.checkpoint_root)
-        self.keep_teachers(condenser)
+        self.prepare(condenser)
         result = condenser.condense(train_set, ipc, seed)
         result.save(self.path(condenser, train_set, ipc, seed))
         return result
