@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from cl_nas.condense.plots import save_figure
+
 
 def _curve(cell: str) -> list[float]:
     return [float(v) for v in str(cell).split()]
@@ -55,11 +57,4 @@ def accuracy_figure(df: pd.DataFrame):
 
 def plot_accuracy(table_path: str | os.PathLike) -> Path:
     """Draw the curves of the table at ``table_path`` into a PNG beside it and return its path."""
-    import matplotlib.pyplot as plt
-
-    table_path = Path(table_path)
-    fig = accuracy_figure(pd.read_csv(table_path))
-    out = table_path.with_suffix(".png")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(accuracy_figure(pd.read_csv(table_path)), Path(table_path).with_suffix(".png"), dpi=110)

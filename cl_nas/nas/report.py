@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from cl_nas.condense.plots import save_figure
 from cl_nas.nas.correlation import Correlation, correlate
 from cl_nas.nas.ground_truth import describe_scores, resolution
 from cl_nas.nas.objective import ArchScore
@@ -277,7 +278,4 @@ def scatter_plot(path: Path, truth: dict[str, ArchScore], results: Sequence[Prox
         ax.set_ylabel("full-data validation accuracy (%)")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
