@@ -16,15 +16,10 @@ and SIGTERM save progress and exit with 130 and 143, printing the command that r
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import shlex
 import signal
 import sys
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
-from pathlib import Path
 
 from cl_nas.cl import command as cl_command
 from cl_nas.condense import Condenser, SyntheticCache, available_methods, build_condenser
@@ -39,12 +34,16 @@ from cl_nas.data import (
 )
 from cl_nas.models import build_model, model_spec_string
 from cl_nas.nas import command as nas_command
-from cl_nas.protocols import EvalSettings, evaluate_synthetic, protocol_names, resolve_protocol, training_targets
+from cl_nas.protocols import (
+    evaluate_resumably,
+    evaluation_checkpoint,
+    protocol_names,
+    resolve_protocol,
+    training_targets,
+)
 from cl_nas.synthetic import SyntheticSet
-from cl_nas.train import EvalResult
 from cl_nas.utils import (
     Interrupted,
-    atomic_write,
     check_positive_int,
     check_seed,
     check_writable,
@@ -189,59 +188,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     bf16 = resolve_bf16(args.bf16, device)
     kept = None
     if not args.no_checkpoint:
-        kept = _evaluation_file(syn, settings, args.model, bf16, device.type, args.cache)
+        folder = SyntheticCache(args.cache).root / "evaluations"
+        kept = evaluation_checkpoint(syn, settings, args.model, bf16, device.type, folder)
         check_writable(kept, "evaluation checkpoint")
     splits = load_dataset(info.name, args.data_root)
     syn.check_source(splits.train)
-    accuracies = _finished_seeds(kept)[: args.eval_seeds]
-    try:
-        for seed in range(len(accuracies), args.eval_seeds):  # one seed at a time: each is kept once finished
-            one = evaluate_synthetic(
-                syn, splits.test, settings, model=args.model, n_seeds=1, first_seed=seed, bf16=bf16, device=device,
-                progress=True,
-            )  # fmt: skip
-            accuracies += one.accuracies
-            if kept is not None:
-                text = json.dumps({"accuracies": accuracies})
-                atomic_write(kept, lambda tmp, text=text: Path(tmp).write_text(text))
-    except KeyboardInterrupt as err:
-        where = f"kept in {kept}; rerun the same command to resume" if kept else "not kept (--no-checkpoint)"
-        detail = f"{len(accuracies)} of {args.eval_seeds} seeds finished, {where}"
-        raise Interrupted(getattr(err, "signum", signal.SIGINT), detail) from None
-    if kept is not None:
-        kept.unlink(missing_ok=True)
-    result = EvalResult(accuracies)
+    result = evaluate_resumably(
+        syn, splits.test, settings, checkpoint=kept, model=args.model, n_seeds=args.eval_seeds, bf16=bf16,
+        device=device, progress=True,
+    )  # fmt: skip
     print(
         f"{syn.meta.method} {info.name} ipc={syn.meta.ipc} {model_spec_string(args.model)} "
         f"protocol={settings.protocol} ({settings.epochs} epochs, {settings.augment}, {settings.labels} labels): "
         f"test accuracy {result}"
     )
     return 0
-
-
-def _evaluation_file(
-    syn: SyntheticSet, settings: EvalSettings, model: str, bf16: bool, device: str, cache: str | None
-) -> Path:
-    """Where an evaluation keeps its finished seeds: named by everything that determines their accuracies."""
-    digest = hashlib.sha256()
-    for tensor in (syn.images, syn.labels, syn.teacher_logits):
-        if tensor is not None:
-            digest.update(tensor.contiguous().numpy().tobytes())
-    digest.update(json.dumps([model_spec_string(model), asdict(settings), bf16, device], sort_keys=True).encode())
-    name = f"{syn.meta.method}-{syn.meta.dataset}-ipc{syn.meta.ipc}-{digest.hexdigest()[:16]}.json"
-    return SyntheticCache(cache).root / "evaluations" / name
-
-
-def _finished_seeds(path: Path | None) -> list[float]:
-    """The accuracies an interrupted evaluation kept in ``path`` (none when absent or unreadable)."""
-    if path is None or not path.is_file():
-        return []
-    try:
-        accuracies = json.loads(path.read_text())["accuracies"]
-        return [float(a) for a in accuracies]
-    except (ValueError, KeyError, TypeError) as err:
-        warnings.warn(f"ignoring the unreadable evaluation checkpoint {str(path)!r} ({err})", stacklevel=2)
-        return []
 
 
 def run_reporting_errors(

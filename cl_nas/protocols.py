@@ -27,18 +27,24 @@ never uses the test set: there is none to make, every model is tested once, afte
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import signal
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
 from cl_nas.augment import DEFAULT_STRATEGY, DSA, DCAugment, default_strategy
 from cl_nas.data import ImageDataset
-from cl_nas.models import ModelSpec, parse_model_spec
+from cl_nas.models import ModelSpec, model_spec_string, parse_model_spec
 from cl_nas.registry import Registry
 from cl_nas.synthetic import SyntheticSet
 from cl_nas.train import Augment, EvalResult, TrainConfig, evaluate_protocol
-from cl_nas.utils import check_positive_int
+from cl_nas.utils import Interrupted, atomic_write, check_positive_int
 
 HARD = "hard"
 TEACHER_LOGITS = "teacher-logits"
@@ -166,3 +172,65 @@ def evaluate_synthetic(
         progress=progress,
         validation=validation,
     )
+
+
+def evaluation_checkpoint(
+    syn: SyntheticSet, settings: EvalSettings, model: ModelSpec, bf16: bool, device: str, folder: str | os.PathLike
+) -> Path:
+    """The file under ``folder`` where :func:`evaluate_resumably` keeps the finished seeds of this evaluation:
+    named by everything that determines their accuracies (images, labels, teacher logits, model, protocol,
+    precision, device type)."""
+    digest = hashlib.sha256()
+    for tensor in (syn.images, syn.labels, syn.teacher_logits):
+        if tensor is not None:
+            digest.update(tensor.contiguous().numpy().tobytes())
+    digest.update(json.dumps([model_spec_string(model), asdict(settings), bf16, device], sort_keys=True).encode())
+    return Path(folder) / f"{syn.meta.method}-{syn.meta.dataset}-ipc{syn.meta.ipc}-{digest.hexdigest()[:16]}.json"
+
+
+def evaluate_resumably(
+    syn: SyntheticSet,
+    test: ImageDataset,
+    settings: EvalSettings,
+    *,
+    checkpoint: str | os.PathLike | None,
+    model: ModelSpec = "convnet",
+    n_seeds: int = 3,
+    bf16: bool = False,
+    device: str | torch.device | None = "auto",
+    progress: bool = False,
+) -> EvalResult:
+    """:func:`evaluate_synthetic` one seed at a time, each finished seed's accuracy kept in ``checkpoint`` (a
+    JSON file; None keeps nothing), so a rerun after a kill starts at the first unfinished seed; the file is
+    deleted once all ``n_seeds`` have run. Ctrl-C or SIGTERM raises :class:`~cl_nas.utils.Interrupted` saying
+    how many seeds finished and where they are kept."""
+    path = Path(checkpoint) if checkpoint is not None else None
+    accuracies = _finished_seeds(path)[:n_seeds]
+    try:
+        for seed in range(len(accuracies), n_seeds):
+            one = evaluate_synthetic(
+                syn, test, settings, model=model, n_seeds=1, first_seed=seed, bf16=bf16, device=device,
+                progress=progress,
+            )  # fmt: skip
+            accuracies += one.accuracies
+            if path is not None:
+                text = json.dumps({"accuracies": accuracies})
+                atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
+    except KeyboardInterrupt as err:
+        where = f"kept in {path}; rerun the same command to resume" if path else "not kept (no checkpoint)"
+        detail = f"{len(accuracies)} of {n_seeds} seeds finished, {where}"
+        raise Interrupted(getattr(err, "signum", signal.SIGINT), detail) from None
+    if path is not None:
+        path.unlink(missing_ok=True)
+    return EvalResult(accuracies)
+
+
+def _finished_seeds(path: Path | None) -> list[float]:
+    """The accuracies an interrupted evaluation kept in ``path`` (none when absent or unreadable)."""
+    if path is None or not path.is_file():
+        return []
+    try:
+        return [float(a) for a in json.loads(path.read_text())["accuracies"]]
+    except (ValueError, KeyError, TypeError) as err:
+        warnings.warn(f"ignoring the unreadable evaluation checkpoint {str(path)!r} ({err})", stacklevel=2)
+        return []
