@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 from _common import RESULTS
-from cl_analysis import OFFLINE_NAME, Margin, herding_rows, margin_over_herding, margins, one_row_per_case
 
+from cl_nas.cl.analysis import OFFLINE_NAME, Margin, herding_rows, margin_over_herding, margins, one_row_per_case
 from cl_nas.cl.buffers import parse_buffer
 from cl_nas.cl.scenarios import benchmark_spec
 from cl_nas.condense import CONDENSERS
@@ -344,7 +344,7 @@ def cl(results: Path) -> str:
 
 def cl_margins(results: Path) -> str:
     """Each fp32 condensed buffer's final accuracy minus herding's, per benchmark, strategy and memory, on the
-    class orders both ran (:func:`cl_analysis.margin_over_herding`)."""
+    class orders both ran (:func:`cl_nas.cl.analysis.margin_over_herding`)."""
     every = pd.read_csv(results / "cl.csv")
     every = every[every.augment.isna()]
     frame = cl_rows(results)
