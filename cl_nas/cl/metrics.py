@@ -50,6 +50,14 @@ from avalanche.training.plugins import EvaluationPlugin
 from cl_nas.registry import Registry
 
 
+def quiet_evaluator(*metrics: Any, loggers: Sequence[BaseLogger] = ()) -> EvaluationPlugin:
+    """Avalanche's ``EvaluationPlugin`` of ``metrics`` reporting to ``loggers``, without its warning when there are
+    none (the runner keeps its own records; a strategy trained inside another evaluates nothing)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return EvaluationPlugin(*metrics, loggers=list(loggers))
+
+
 class RunMetrics:
     """The Avalanche metrics of one run, and what the runner reads from them after each evaluation."""
 
@@ -66,9 +74,7 @@ class RunMetrics:
 
     def evaluator(self, loggers: Sequence[BaseLogger] = ()) -> EvaluationPlugin:
         """An ``EvaluationPlugin`` of these metrics, reporting to ``loggers``."""
-        with warnings.catch_warnings():  # "no loggers specified": the runner keeps its own records
-            warnings.simplefilter("ignore", UserWarning)
-            return EvaluationPlugin(*self.metrics, loggers=list(loggers))
+        return quiet_evaluator(*self.metrics, loggers=loggers)
 
     def read(self, seen: int) -> dict[str, Any]:
         """After ``strategy.eval(test_stream[:seen])``: stream accuracy and accuracy on each of the ``seen``

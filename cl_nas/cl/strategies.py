@@ -27,7 +27,6 @@ declares them with their defaults in :attr:`StrategySpec.options`.
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -44,7 +43,7 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader
 
 from cl_nas.cl.buffers import selects_with_learner
-from cl_nas.cl.metrics import RunMetrics
+from cl_nas.cl.metrics import RunMetrics, quiet_evaluator
 from cl_nas.cl.plugins import AugmentPlugin, AutocastPlugin, GDumbStylePlugin, TrainProtocolPlugin
 from cl_nas.registry import Registry, did_you_mean
 from cl_nas.train import Augment, TrainConfig, sgd
@@ -198,7 +197,7 @@ def _gdumb(r: Recipe) -> SupervisedTemplate:
     if selects_with_learner(r.memory):  # a replay learner over the same model, silent, trained on the experience
         config = replace(r.config, epochs=r.experience_epochs)
         feature_learner = _replay(
-            Recipe(r.model, config, r.memory, _protocol(config, r.augment), _silent(), r.device, {})
+            Recipe(r.model, config, r.memory, _protocol(config, r.augment), quiet_evaluator(), r.device, {})
         )
     return Naive(**r.arguments(GDumbStylePlugin(r.memory, r.model, feature_learner)))
 
@@ -232,12 +231,6 @@ def strategy_options(name: str, options: Mapping[str, Any] | None = None) -> dic
             choices = f"its options: {', '.join(declared)}" if declared else "it has none"
             raise ValueError(f"strategy {name!r} has no option {key!r}{did_you_mean(key, declared)}; {choices}")
     return {**declared, **(options or {})}
-
-
-def _silent() -> EvaluationPlugin:
-    with warnings.catch_warnings():  # "no loggers specified": nothing is evaluated
-        warnings.simplefilter("ignore", UserWarning)
-        return EvaluationPlugin(loggers=[])
 
 
 def _protocol(config: TrainConfig, augment: Augment | None) -> tuple[SupervisedPlugin, ...]:
