@@ -188,7 +188,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     bf16 = resolve_bf16(args.bf16, device)
     kept = None
     if not args.no_checkpoint:
-        folder = SyntheticCache(args.cache).root / "evaluations"
+        folder = SyntheticCache(args.cache).evaluation_root
         kept = evaluation_checkpoint(syn, settings, args.model, bf16, device.type, folder)
         check_writable(kept, "evaluation checkpoint")
     splits = load_dataset(info.name, args.data_root)

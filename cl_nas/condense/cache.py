@@ -37,6 +37,7 @@ class SyntheticCache:
         self.root = resolve_cache_root(root)
         self.checkpoint_root = self.root / "checkpoints"
         self.teacher_root = self.root / "teachers"
+        self.evaluation_root = self.root / "evaluations"  # finished seeds of interrupted evaluations
 
     def path(self, condenser: Condenser, train_set: ImageDataset, ipc: int, seed: int) -> Path:
         return self.root / f"{condenser.cache_key(train_set, ipc, seed)}.pt"
