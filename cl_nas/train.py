@@ -188,16 +188,24 @@ def train_model(
 
 @torch.inference_mode()
 def predict_logits(
-    model: nn.Module, images: torch.Tensor, *, batch_size: int = 1024, device=None, bf16: bool = False
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    features: bool = False,
+    batch_size: int = 1024,
+    device=None,
+    bf16: bool = False,
 ) -> torch.Tensor:
-    """Logits of ``model`` (in eval mode) for ``images``, batched, on the CPU as float32."""
+    """Logits of ``model`` (in eval mode) for ``images``, batched, on the CPU as float32; with ``features``,
+    its embeddings instead (``model.embed``: what the classifier reads)."""
     device = resolve_device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.to(device).eval()
+    forward = model.embed if features else model
     outs = []
     for start in range(0, images.shape[0], batch_size):
         with autocast(device, bf16):
-            outs.append(model(images[start : start + batch_size].to(device)).float().cpu())
+            outs.append(forward(images[start : start + batch_size].to(device)).float().cpu())
     model.train(was_training)
     return torch.cat(outs)
 

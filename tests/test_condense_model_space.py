@@ -6,7 +6,7 @@ import torch
 from cl_nas.condense import build_condenser
 from cl_nas.condense.model_space import draw_network, model_or_space, space_choices
 from cl_nas.models import ConvNetSpec
-from cl_nas.nas import convnet_space
+from cl_nas.models.space import convnet_space
 
 
 def test_the_convnet_space_is_the_nas_search_space():

@@ -4,8 +4,8 @@ import optuna
 import pytest
 
 from cl_nas.models import ConvNetSpec, build_model, model_spec_string
+from cl_nas.models.space import parse_space_overrides
 from cl_nas.nas import Dimension, InfeasibleArchitecture, SearchSpace, SearchSpaceError, convnet_space
-from cl_nas.nas.space import parse_space_overrides
 
 
 def test_convnet_space_enumerates_720_architectures_on_28x28():

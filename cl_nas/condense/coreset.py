@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from cl_nas.condense.base import Condenser, Option, bf16_option, model_option, register_condenser
 from cl_nas.data import ImageDataset
 from cl_nas.models import build_model
-from cl_nas.train import TrainConfig, autocast, train_model
+from cl_nas.train import TrainConfig, predict_logits, train_model
 from cl_nas.utils import resolve_bf16
 
 
@@ -69,16 +69,9 @@ class _FeatureCoreset(Condenser):
             )
         return net
 
-    @torch.inference_mode()
     def _embed(self, net: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        was_training = net.training
-        net.to(self.device).eval()
-        feats = []
-        for start in range(0, images.shape[0], 1024):
-            with autocast(self.device, self.bf16):
-                feats.append(net.embed(images[start : start + 1024].to(self.device)).float())
-        net.train(was_training)
-        return F.normalize(torch.cat(feats), dim=1)  # unit norm, as iCaRL's herding
+        features = predict_logits(net, images, features=True, device=self.device, bf16=self.bf16)
+        return F.normalize(features, dim=1)  # unit norm, as iCaRL's herding
 
     def _condense(self, train_set, ipc, seed, generator):
         net = self._feature_model(train_set, generator)

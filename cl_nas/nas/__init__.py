@@ -1,6 +1,6 @@
 """Proxy neural architecture search: rank architectures by training them on condensed data.
 
-Pieces, one per module: the search space (:mod:`.space`), what candidates train on (:mod:`.proxy`),
+Pieces, one per module: the search space (:mod:`cl_nas.models.space`), what candidates train on (:mod:`.proxy`),
 the Optuna objective (:mod:`.objective`), a study as a fault-tolerant work queue (:mod:`.queue`),
 proxy searches and the full-data ground truth (:mod:`.search`, :mod:`.ground_truth`), the zero-cost
 control (:mod:`.zero_cost`), training costs (:mod:`.cost`), storages (:mod:`.storage`), rank statistics
@@ -9,6 +9,14 @@ control (:mod:`.zero_cost`), training costs (:mod:`.cost`), storages (:mod:`.sto
 sample (:mod:`.tuning`) and the ``cl-nas nas`` command (:mod:`.command`).
 """
 
+from cl_nas.models.space import (
+    Dimension,
+    InfeasibleArchitecture,
+    SearchSpace,
+    SearchSpaceError,
+    convnet_space,
+    parse_space_overrides,
+)
 from cl_nas.nas.correlation import Correlation, correlate
 from cl_nas.nas.ground_truth import GroundTruth, GroundTruthConfig, Resolution, Rung, open_ground_truth, resolution
 from cl_nas.nas.objective import ArchitectureObjective, ArchScore, read_scores
@@ -25,14 +33,6 @@ from cl_nas.nas.proxy import (
 )
 from cl_nas.nas.queue import QueueStatus, open_queue, queue_status, run_worker
 from cl_nas.nas.search import PRUNERS, SAMPLERS, Search, open_search
-from cl_nas.nas.space import (
-    Dimension,
-    InfeasibleArchitecture,
-    SearchSpace,
-    SearchSpaceError,
-    convnet_space,
-    parse_space_overrides,
-)
 from cl_nas.nas.storage import DEFAULT_STORAGE, StorageError, mask_url, open_storage
 from cl_nas.nas.study import NASSettings, run_study
 from cl_nas.nas.zero_cost import NASWOT, naswot_score

@@ -11,9 +11,9 @@ import argparse
 import dataclasses
 
 from cl_nas.data import DATA_ENV_VAR, available_datasets
+from cl_nas.models.space import parse_space_overrides
 from cl_nas.nas.proxy import proxy_names
 from cl_nas.nas.search import PRUNERS, SAMPLERS
-from cl_nas.nas.space import parse_space_overrides
 from cl_nas.nas.study import NASSettings, run_study
 from cl_nas.utils import parse_params
 

@@ -42,12 +42,12 @@ from optuna.trial import TrialState
 from torch import nn
 
 from cl_nas.data import DatasetInfo, DatasetSplits
+from cl_nas.models.space import Params, SearchSpace
 from cl_nas.nas.cost import forward_flops
 from cl_nas.nas.objective import ArchitectureObjective, ArchScore, record_cost
 from cl_nas.nas.proxy import full_data
 from cl_nas.nas.queue import TrialCallback, fingerprint, open_queue, queue_status, run_worker
 from cl_nas.nas.search import make_pruner, make_sampler
-from cl_nas.nas.space import Params, SearchSpace
 from cl_nas.train import EpochCheckpoint, TrainConfig, accuracy, sgd, train_model
 from cl_nas.utils import check_positive_int, machine_description, mean_std
 

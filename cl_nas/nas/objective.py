@@ -30,8 +30,8 @@ from torch import nn
 from cl_nas.augment import DSA, resolve_strategy
 from cl_nas.data import ImageDataset
 from cl_nas.models import build_model, model_spec_string
+from cl_nas.models.space import Params, SearchSpace
 from cl_nas.nas.proxy import TrainingData
-from cl_nas.nas.space import Params, SearchSpace
 from cl_nas.train import TrainConfig, accuracy, train_model
 from cl_nas.utils import machine_description, resolve_device
 

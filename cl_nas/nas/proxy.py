@@ -122,25 +122,42 @@ def seeded_subset(train: ImageDataset, n: int, seed: int) -> tuple[torch.Tensor,
     return train.images[order], train.labels[order]
 
 
+class SubsetProxy(Proxy):
+    """A real-data control at the candidates' budget: the first :meth:`budget` samples of a seeded pass
+    over the training split, trained on for ``fixed_epochs`` epochs (0: scored at initialisation by
+    ``score_at_init``). Subclasses set the budget and, if they train none, the score."""
+
+    score_at_init: ClassVar[ScoreAtInit | None] = None
+    budget_flags: ClassVar[str] = "--ipc"  # the flags that set the budget, named in the error
+
+    def budget(self, train: ImageDataset, *, ipc: int, epochs: int) -> int:
+        return ipc * len(train.classes)
+
+    def check(self, train: ImageDataset, *, ipc: int, epochs: int) -> None:
+        budget = self.budget(train, ipc=ipc, epochs=epochs)
+        if budget > len(train):
+            raise ValueError(
+                f"{self.name} at ipc={ipc}, {epochs} epochs needs {budget} samples, more than the {len(train)} "
+                f"training images; lower {self.budget_flags}"
+            )
+
+    def data(self, train: ImageDataset, *, ipc: int, epochs: int, seed: int, cache: SyntheticCache) -> TrainingData:
+        budget = self.budget(train, ipc=ipc, epochs=epochs)
+        key = f"{self.name}-{train.content_hash()}-n{budget}-s{seed}"
+        images, labels = seeded_subset(train, budget, seed)
+        return TrainingData(self.name, images, labels, self.fixed_epochs, key, ipc, score_at_init=self.score_at_init)
+
+
 @PROXIES.register(EARLY_STOP)
-class EarlyStop(Proxy):
+class EarlyStop(SubsetProxy):
     """Early stopping on full data at equal budget: the first ``ipc x classes x epochs`` samples of a
     seeded pass over the training split, one epoch."""
 
     fixed_epochs = 1
+    budget_flags = "--ipc or --epochs"
 
-    def check(self, train: ImageDataset, *, ipc: int, epochs: int) -> None:
-        budget = ipc * len(train.classes) * epochs
-        if budget > len(train):
-            raise ValueError(
-                f"earlystop at ipc={ipc} x {epochs} epochs needs {budget} samples, more than one epoch of the "
-                f"{len(train)} training images; lower --ipc or --epochs"
-            )
-
-    def data(self, train: ImageDataset, *, ipc: int, epochs: int, seed: int, cache: SyntheticCache) -> TrainingData:
-        budget = ipc * len(train.classes) * epochs
-        key = f"{EARLY_STOP}-{train.content_hash()}-n{budget}-s{seed}"
-        return TrainingData(EARLY_STOP, *seeded_subset(train, budget, seed), 1, key, ipc)
+    def budget(self, train: ImageDataset, *, ipc: int, epochs: int) -> int:
+        return ipc * len(train.classes) * epochs
 
 
 def proxy_names() -> list[str]:

@@ -39,7 +39,7 @@ import optuna
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 from optuna.trial import TrialState
 
-from cl_nas.nas.space import InfeasibleArchitecture
+from cl_nas.models.space import InfeasibleArchitecture
 
 SLOT = "slot"  # user attribute: the slot a trial fills
 WORKER = "worker"  # user attribute: host:pid of the worker that ran it

@@ -29,10 +29,10 @@ import optuna
 import torch
 
 from cl_nas.data import ImageDataset
+from cl_nas.models.space import SearchSpace
 from cl_nas.nas.objective import ArchitectureObjective, ArchScore, read_scores
 from cl_nas.nas.proxy import TrainingData
 from cl_nas.nas.queue import QueueStatus, TrialCallback, fingerprint, open_queue, queue_status, run_worker
-from cl_nas.nas.space import SearchSpace
 from cl_nas.train import TrainConfig
 from cl_nas.utils import check_positive_int
 

@@ -48,6 +48,7 @@ import optuna
 from cl_nas.augment import resolve_strategy
 from cl_nas.condense import SyntheticCache
 from cl_nas.data import DatasetInfo, canonical_name, load_dataset
+from cl_nas.models.space import SearchSpace, Value, convnet_space
 from cl_nas.nas.cost import GroundTruthCost, estimate_cost
 from cl_nas.nas.ground_truth import (
     DEFAULT_CHECKPOINTS,
@@ -71,7 +72,6 @@ from cl_nas.nas.report import (
     write_tables,
 )
 from cl_nas.nas.search import PRUNERS, SAMPLERS, Search, open_search
-from cl_nas.nas.space import SearchSpace, Value, convnet_space
 from cl_nas.nas.storage import DEFAULT_HEARTBEAT_SECONDS, DEFAULT_STORAGE, mask_url, open_storage
 from cl_nas.nas.zero_cost import NASWOT
 from cl_nas.registry import unknown_name_message

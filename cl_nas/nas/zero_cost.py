@@ -19,9 +19,7 @@ import math
 import torch
 from torch import nn
 
-from cl_nas.condense import SyntheticCache
-from cl_nas.data import ImageDataset
-from cl_nas.nas.proxy import PROXIES, Proxy, TrainingData, seeded_subset
+from cl_nas.nas.proxy import PROXIES, SubsetProxy
 
 NASWOT = "naswot"
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid)
@@ -53,17 +51,8 @@ def naswot_score(net: nn.Module, images: torch.Tensor) -> float:
 
 
 @PROXIES.register(NASWOT)
-class NASWOTProxy(Proxy):
+class NASWOTProxy(SubsetProxy):
     """The NASWOT score on the first ``ipc x classes`` images of a seeded pass over the training split."""
 
     fixed_epochs = 0
-
-    def check(self, train: ImageDataset, *, ipc: int, epochs: int) -> None:
-        budget = ipc * len(train.classes)
-        if budget > len(train):
-            raise ValueError(f"naswot at ipc={ipc} needs {budget} images, more than the {len(train)} there are")
-
-    def data(self, train: ImageDataset, *, ipc: int, epochs: int, seed: int, cache: SyntheticCache) -> TrainingData:
-        budget = ipc * len(train.classes)
-        key = f"{NASWOT}-{train.content_hash()}-n{budget}-s{seed}"
-        return TrainingData(NASWOT, *seeded_subset(train, budget, seed), 0, key, ipc, score_at_init=naswot_score)
+    score_at_init = staticmethod(naswot_score)

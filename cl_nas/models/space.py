@@ -20,13 +20,14 @@ import itertools
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from cl_nas.models import ConvNetSpec, ModelSpec, build_model, model_spec_string
 from cl_nas.models.convnet import ACTIVATIONS, DEPTHS, NORMS, POOLS, WIDTHS
 from cl_nas.utils import check_positive_int
+
+if TYPE_CHECKING:  # only the search loop needs Optuna; condensation draws from the grid without it
+    import optuna
 
 Value = int | float | str | bool
 Params = dict[str, Value]
