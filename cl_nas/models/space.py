@@ -11,7 +11,9 @@ loop only ever calls :meth:`SearchSpace.suggest` (Optuna ``suggest_*``) or enume
 :func:`convnet_space` is the DC paper's ConvNet family: 4 depths x 4 widths x 3 activations x
 5 norms x 3 poolings = 720 architectures. Pooling halves the feature map once per block, so on
 small images some are impossible (depth 4 with pooling turns 8x8 into 0x0): the grid leaves them
-out, and ``suggest`` raises :class:`InfeasibleArchitecture` naming the reason.
+out, and ``suggest`` raises :class:`InfeasibleArchitecture` naming the reason. Proxy NAS searches these
+spaces (:mod:`cl_nas.nas`), and condensation over a space draws its networks from the same grid
+(:mod:`cl_nas.condense.model_space`).
 """
 
 from __future__ import annotations
