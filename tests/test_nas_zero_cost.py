@@ -10,6 +10,7 @@ from torch import nn
 from cl_nas.condense import SyntheticCache
 from cl_nas.models import build_model
 from cl_nas.nas import PROXIES, convnet_space, naswot_score, open_search, proxy_data
+from cl_nas.nas.proxy import check_proxy
 
 SPACE = {"depth": [1, 2], "width": [32]}
 
@@ -53,3 +54,14 @@ def test_the_naswot_proxy_scores_a_study_without_training(digits, tmp_path):
     assert all(s.epochs == 0 and s.train_seconds > 0 and s.eval_seconds == 0 for s in scores.values())
     for arch, score in scores.items():  # the study's score is the score of the network built from its seed
         assert score.value == _score(arch, data.images, seed=0)
+
+
+def test_the_subset_controls_refuse_a_budget_beyond_the_training_split(digits):
+    n, classes = len(digits.train), len(digits.train.classes)
+    ipc = n // classes + 1  # one more image per class than the split holds
+    check_proxy("naswot", digits.train, ipc=ipc - 1, epochs=50)  # naswot's budget ignores the epochs
+    with pytest.raises(ValueError, match=rf"naswot at ipc={ipc}, 1 epochs needs {ipc * classes} .*lower --ipc$"):
+        check_proxy("naswot", digits.train, ipc=ipc, epochs=1)
+    epochs = n // classes + 1  # earlystop's budget is ipc x classes x epochs samples of one pass
+    with pytest.raises(ValueError, match=rf"earlystop at ipc=1, {epochs} epochs .*lower --ipc or --epochs$"):
+        check_proxy("earlystop", digits.train, ipc=1, epochs=epochs)
