@@ -26,6 +26,7 @@ from _common import RESULTS
 
 from cl_nas.cl.analysis import OFFLINE_NAME, Margin, herding_rows, margin_over_herding, margins, one_row_per_case
 from cl_nas.cl.buffers import parse_buffer
+from cl_nas.cl.runner import KEY as CL_KEY
 from cl_nas.cl.scenarios import benchmark_spec
 from cl_nas.condense import CONDENSERS
 from cl_nas.condense.plots import evaluation_name
@@ -451,6 +452,26 @@ def cl_bytes(results: Path) -> str:
     return "\n\n".join(tables)
 
 
+def cl_machines(results: Path) -> str:
+    """Cases run again on another machine (``cl_machines.csv``) beside their ``cl.csv`` row: same settings
+    (``config_id``), same class orders; the gap is the largest difference in one order's final accuracy."""
+    study = pd.read_csv(results / "cl.csv")
+    rows = []
+    for again in pd.read_csv(results / "cl_machines.csv").itertuples(index=False):
+        same = (study[CL_KEY] == pd.Series(again._asdict())[CL_KEY]).all(axis=1)
+        for first in study[same].itertuples(index=False):
+            orders = zip(first.final_acc_per_order.split(), again.final_acc_per_order.split(), strict=True)
+            gap = max(abs(float(a) - float(b)) for a, b in orders)
+            strategy = COLUMN_NAME.get(first.strategy, first.strategy)
+            rows.append([first.benchmark, strategy, first.buffer, first.mem_per_class,
+                         machine(first.machine), pm(first.final_acc_mean, first.final_acc_std),
+                         machine(again.machine), pm(again.final_acc_mean, again.final_acc_std),
+                         f"{gap:.2f}"])  # fmt: skip
+    columns = ["benchmark", "strategy", "buffer", "mem/class", "machine", "final acc", "rerun on", "rerun final acc",
+               "largest gap in one order"]  # fmt: skip
+    return markdown(pd.DataFrame(rows, columns=columns))
+
+
 # ---- proxy NAS
 
 
@@ -496,7 +517,8 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "headline": headline, "parity": parity, "quality": quality, "quality-learned": quality_learned,
     "cross-architecture": cross_architecture, "speed": speed, "bf16": bf16, "curve": curve, "sweep": sweep,
     "cl": cl, "cl-margins": cl_margins, "cl-ablation": cl_ablation, "cl-offline": cl_offline,
-    "cl-task-local": cl_task_local, "cl-bytes": cl_bytes, "nas-runs": nas_runs, "nas-summary": nas_summary,
+    "cl-task-local": cl_task_local, "cl-bytes": cl_bytes, "cl-machines": cl_machines, "nas-runs": nas_runs,
+    "nas-summary": nas_summary,
 }  # fmt: skip
 
 
