@@ -24,7 +24,15 @@ from pathlib import Path
 import pandas as pd
 from _common import RESULTS
 
-from cl_nas.cl.analysis import OFFLINE_NAME, Margin, herding_rows, margin_over_herding, margins, one_row_per_case
+from cl_nas.cl.analysis import (
+    OFFLINE_NAME,
+    Margin,
+    final_per_order,
+    herding_rows,
+    margin_over_herding,
+    margins,
+    one_row_per_case,
+)
 from cl_nas.cl.buffers import parse_buffer
 from cl_nas.cl.runner import KEY as CL_KEY
 from cl_nas.cl.scenarios import benchmark_spec
@@ -455,18 +463,15 @@ def cl_bytes(results: Path) -> str:
 def cl_machines(results: Path) -> str:
     """Cases run again on another machine (``cl_machines.csv``) beside their ``cl.csv`` row: same settings
     (``config_id``), same class orders; the gap is the largest difference in one order's final accuracy."""
-    study = pd.read_csv(results / "cl.csv")
+    study = pd.read_csv(results / "cl.csv").set_index(CL_KEY)
     rows = []
-    for again in pd.read_csv(results / "cl_machines.csv").itertuples(index=False):
-        same = (study[CL_KEY] == pd.Series(again._asdict())[CL_KEY]).all(axis=1)
-        for first in study[same].itertuples(index=False):
-            orders = zip(first.final_acc_per_order.split(), again.final_acc_per_order.split(), strict=True)
-            gap = max(abs(float(a) - float(b)) for a, b in orders)
-            strategy = COLUMN_NAME.get(first.strategy, first.strategy)
-            rows.append([first.benchmark, strategy, first.buffer, first.mem_per_class,
-                         machine(first.machine), pm(first.final_acc_mean, first.final_acc_std),
-                         machine(again.machine), pm(again.final_acc_mean, again.final_acc_std),
-                         f"{gap:.2f}"])  # fmt: skip
+    for rerun in pd.read_csv(results / "cl_machines.csv").to_dict("records"):
+        first = study.loc[tuple(rerun[k] for k in CL_KEY)]
+        gap = max(abs(a - b) for a, b in zip(final_per_order(first), final_per_order(rerun), strict=True))
+        rows.append([rerun["benchmark"], COLUMN_NAME.get(rerun["strategy"], rerun["strategy"]), rerun["buffer"],
+                     rerun["mem_per_class"], machine(first.machine), pm(first.final_acc_mean, first.final_acc_std),
+                     machine(rerun["machine"]), pm(rerun["final_acc_mean"], rerun["final_acc_std"]),
+                     f"{gap:.2f}"])  # fmt: skip
     columns = ["benchmark", "strategy", "buffer", "mem/class", "machine", "final acc", "rerun on", "rerun final acc",
                "largest gap in one order"]  # fmt: skip
     return markdown(pd.DataFrame(rows, columns=columns))
