@@ -352,8 +352,8 @@ def cl(results: Path) -> str:
 
 
 def cl_margins(results: Path) -> str:
-    """Each fp32 condensed buffer's final accuracy minus herding's, per benchmark, strategy and memory, on the
-    class orders both ran (:func:`cl_nas.cl.analysis.margin_over_herding`)."""
+    """Each fp32 condensed buffer's final accuracy minus herding's, per benchmark, strategy and memory where
+    herding ran, on the class orders both ran (:func:`cl_nas.cl.analysis.margin_over_herding`)."""
     every = pd.read_csv(results / "cl.csv")
     every = every[every.augment.isna()]
     frame = cl_rows(results)
@@ -364,9 +364,11 @@ def cl_margins(results: Path) -> str:
     condensed = [b for b in dict.fromkeys([*ORDER["buffer"], *frame.buffer]) if b in present]  # buffers' order
     rows = []
     for (benchmark, strategy, mem), group in frame.groupby(case, sort=False):
-        herding = herding_rows(every, {"benchmark": benchmark, "strategy": strategy, "mem_per_class": mem})
         own = group[group.buffer == "herding"]
-        shown = f"{own.final_acc_mean.iloc[0]:.2f} ({own.n_orders.iloc[0]})" if len(own) else "–"
+        if own.empty:
+            continue
+        herding = herding_rows(every, {"benchmark": benchmark, "strategy": strategy, "mem_per_class": mem})
+        shown = f"{own.final_acc_mean.iloc[0]:.2f} ({own.n_orders.iloc[0]})"
         row = {"benchmark": benchmark, "strategy": COLUMN_NAME.get(strategy, strategy), "mem/class": mem,
                "herding": shown}  # fmt: skip
         for buffer in condensed:
